@@ -1,0 +1,62 @@
+"""议事堂 Yishitang: backend of a WeChat mini-program for grassroots consultation."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from .config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """config -> db -> api -> blueprints -> errors; the database is dialled lazily."""
+    from . import api, auth, db, errors
+    from .ops.routes import blp as ops_blp
+    from .regions.routes import blp as regions_blp
+    from .studios.routes import blp as studios_blp
+    from .users import tokens
+    from .users.routes import auth_blp, me_blp, users_blp
+    from .wechat import WeChatClient
+
+    settings = settings or Settings.from_env()
+    if not settings.mongodb_uri:
+        raise ConfigError("MONGODB_URI is not set (`yishitang serve` starts the embedded database itself)")
+
+    app = Flask(__name__)
+    app.config.update(
+        SETTINGS=settings,
+        TESTING=settings.testing,
+        API_TITLE="议事堂 Yishitang API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
+        # Room for a 10 MB file plus the multipart envelope; the files feature enforces 10 MB itself.
+        MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES + 512 * 1024,
+    )
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+
+    db.connect(settings)
+    smorest = app.extensions["yishitang.api"] = api.init_app(app)
+    errors.register(app)
+    auth.set_user_loader(tokens.load_user)
+    app.extensions["wechat"] = WeChatClient(settings)
+
+    for blueprint in (regions_blp, studios_blp, auth_blp, me_blp, users_blp):
+        smorest.register_blueprint(blueprint)
+    app.register_blueprint(ops_blp)
+
+    try:
+        db.ensure_indexes()
+    except errors.DATABASE_ERRORS as exc:
+        # Start anyway: /readyz reports false and creates the indexes once the database answers.
+        log.warning("database unreachable at start, indexes pending: %s", exc)
+        app.extensions["indexes_pending"] = True
+    return app

@@ -1,0 +1,92 @@
+"""Api and Blueprint subclasses: authentication and roles documented in OpenAPI, pagination."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+import flask_smorest
+import marshmallow as ma
+
+from . import auth, errors
+
+
+class ErrorSchema(ma.Schema):
+    """The one error payload of the API."""
+
+    code = ma.fields.Integer(metadata={"description": "HTTP status code"})
+    status = ma.fields.String(metadata={"description": "HTTP status name"})
+    error = ma.fields.String(metadata={"description": "stable snake_case error code for programs"})
+    message = ma.fields.String(metadata={"description": "Chinese message for people"})
+    errors = ma.fields.Dict(metadata={"description": "field errors, by field name"})
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error):
+        return errors.handle_http_exception(error)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    def login_required(self, roles: tuple[str, ...] | None = None):
+        """Require a valid access token (and one of `roles`); documents 401/403 and security."""
+
+        def decorator(func):
+            @wraps(func)
+            def wrapper(*args, **kwargs):
+                auth.authenticate(roles)
+                return func(*args, **kwargs)
+
+            wrapper = self.doc(security=[{"bearerAuth": []}])(wrapper)
+            wrapper = self.alt_response(401, response=DEFAULT_ERROR, description="未登录或令牌无效")(wrapper)
+            wrapper = self.alt_response(403, response=DEFAULT_ERROR, description="角色或辖区不符")(wrapper)
+            if roles:
+                wrapper._apidoc.setdefault("manual_doc", {})
+                wrapper._apidoc["manual_doc"]["description"] = (
+                    (func.__doc__ or "").strip() + f"\n\nRoles: {', '.join(roles)}."
+                ).strip()
+            return wrapper
+
+        return decorator
+
+
+DEFAULT_ERROR = "DEFAULT_ERROR"
+
+
+def paginate(query, pagination_parameters):
+    """Page a mongoengine queryset the flask-smorest way (X-Pagination header)."""
+    first, size = pagination_parameters.first_item, pagination_parameters.page_size
+    if isinstance(query, list):  # already materialised, e.g. an aggregation sorted by distance
+        pagination_parameters.item_count = len(query)
+        return query[first:first + size]
+    pagination_parameters.item_count = query.count()
+    return query.skip(first).limit(size)
+
+
+def init_app(app) -> Api:
+    api = Api(app, spec_kwargs={
+        "info": {"description": API_DESCRIPTION},
+        "servers": [{"url": "/"}],
+    })
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    return api
+
+
+API_DESCRIPTION = """议事堂 (Yishitang) API: grassroots consultation on livelihood problems.
+
+All JSON routes live under `/api/v1`. Errors share one shape:
+`{"code", "status", "error", "message", "errors"}` where `error` is a stable snake_case code and
+`message` is Chinese text for people. Lists take `page` and `page_size` (max 100); the pagination
+metadata is in the `X-Pagination` header. Times are ISO 8601 with offset, stored in UTC.
+
+Decisions where the contract is silent:
+- Regions and studios are readable by every signed-in user (the mini-program signs in silently
+  at start); writes are for admins, member assignment also for coordinators whose scope covers
+  the studio.
+- A studio's `member_ids` is derived from the members' `studio_ids` (one source of truth).
+- `POST /auth/logout` revokes the refresh-token family of the calling session; the short-lived
+  access token simply expires.
+- Phone numbers are masked (`138****5678`) except for the user themself and admins.
+"""

@@ -1,0 +1,184 @@
+"""The `yishitang` command line: serve, seed-demo, create-admin, export-openapi."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+import pymongo.errors
+
+from .config import ConfigError, Settings
+
+log = logging.getLogger("yishitang")
+SPEC_PATH = Path("schemas/openapi.json")
+
+
+def _settings(**overrides) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except ConfigError as exc:
+        raise click.ClickException(f"配置错误 (configuration error): {exc}") from None
+
+
+@contextlib.contextmanager
+def _database(settings: Settings):
+    """Yield settings with a database: MONGODB_URI when set, else the embedded one for the duration."""
+    if settings.mongodb_uri:
+        yield settings
+        return
+    from .embedded import EmbeddedDatabase, EmbeddedDatabaseError
+
+    path = settings.embedded_db_path
+    click.echo(f"starting the embedded database (SecantusDB) in {path} ...")
+    try:
+        server = EmbeddedDatabase(path, log_path=str(Path(path).parent / "secantus.log")).start()
+    except EmbeddedDatabaseError as exc:
+        raise click.ClickException(f"无法启动内置数据库 (embedded database failed): {exc}") from None
+    try:
+        yield settings.replace(mongodb_uri=server.uri)
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def _reachable():
+    """Turn an unreachable database into a clear message and a non-zero exit."""
+    try:
+        yield
+    except pymongo.errors.ConnectionFailure as exc:
+        raise click.ClickException(f"无法连接数据库 (database unreachable): {exc}") from None
+
+
+def _app(settings: Settings):
+    from . import create_app
+
+    try:
+        return create_app(settings)
+    except ConfigError as exc:
+        raise click.ClickException(f"配置错误 (configuration error): {exc}") from None
+
+
+@click.group()
+def main():
+    """议事堂 Yishitang: grassroots consultation backend."""
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def serve(host, port):
+    """Run the API (embedded database when MONGODB_URI is unset; demo data in demo mode)."""
+    settings = _settings()
+    with contextlib.ExitStack() as stack:
+        settings = stack.enter_context(_database(settings))
+        if settings.demo and "WECHAT_API_BASE" not in os.environ:
+            from .fakewechat import FakeWeChat
+
+            fake = FakeWeChat(appid=settings.wechat_appid or "wx-demo-appid",
+                              secret=settings.wechat_secret or "wx-demo-secret", demo=True).start()
+            stack.callback(fake.stop)
+            settings = settings.replace(wechat_api_base=fake.url, wechat_appid=fake.appid,
+                                        wechat_secret=fake.secret)
+        app = _app(settings)
+        if settings.demo:
+            from .demo import DEMO_LOGINS, seed_demo
+
+            with app.app_context(), _reachable():
+                seed_demo(progress=True)
+            _banner(host, port, settings, DEMO_LOGINS)
+        else:
+            _banner(host, port, settings, [])
+        from werkzeug.serving import run_simple
+
+        try:
+            run_simple(host, port, app, threaded=True, use_reloader=False)
+        except KeyboardInterrupt:
+            pass
+        click.echo("stopping ...")
+
+
+def _banner(host, port, settings, logins):
+    base = f"http://{host}:{port}"
+    lines = [
+        "",
+        f"议事堂 API on {base}",
+        f"  API docs:    {base}/docs      (OpenAPI: {base}/openapi.json)",
+        f"  database:    {settings.mongodb_uri}",
+    ]
+    if settings.demo:
+        lines.append(f"  fake WeChat: {settings.wechat_api_base}  (demo mode)")
+        lines.append("  demo logins:")
+        for item in logins:
+            lines.append(f"    {item['role']:<12} {item['how']}")
+    lines.append("  Ctrl-C stops everything started here; data stays in " + settings.embedded_db_path)
+    click.echo("\n".join(lines) + "\n")
+
+
+@main.command("seed-demo")
+def seed_demo_command():
+    """Load the demo district (idempotent: a second run adds nothing)."""
+    settings = _settings()
+    with _database(settings) as settings, _reachable():
+        from .demo import seed_demo
+
+        app = _app(settings)
+        with app.app_context():
+            counts = seed_demo(progress=True)
+    click.echo(json.dumps(counts, ensure_ascii=False))
+
+
+@main.command("create-admin")
+@click.option("--username", required=True)
+@click.option("--password", required=True)
+@click.option("--display-name", default="管理员", show_default=True)
+def create_admin(username, password, display_name):
+    """Create an admin account (or fail if the username is taken)."""
+    from .errors import DomainError
+    from .users import service
+
+    settings = _settings()
+    if len(password) < settings.password_min_length:
+        raise click.BadParameter(f"at least {settings.password_min_length} characters", param_hint="--password")
+    with _database(settings) as settings, _reachable():
+        app = _app(settings)
+        with app.app_context():
+            try:
+                user = service.create_staff(username=username, password=password,
+                                            display_name=display_name, roles=["admin"])
+            except DomainError as exc:
+                raise click.ClickException(f"{exc.message} ({exc.error}) {exc.errors or ''}") from None
+    click.echo(f"admin {username} created (id {user.id})")
+
+
+@main.command("export-openapi")
+@click.option("--output", default=str(SPEC_PATH), show_default=True, type=click.Path(dir_okay=False))
+def export_openapi(output):
+    """Write the OpenAPI contract to schemas/openapi.json (no database needed)."""
+    click.echo(f"wrote {write_spec(output)}")
+
+
+def spec_json(app) -> str:
+    return json.dumps(app.extensions["yishitang.api"].spec.to_dict(),
+                      ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def write_spec(output=SPEC_PATH) -> Path:
+    settings = _settings(testing=True, mongodb_uri=os.environ.get("MONGODB_URI") or "mongodb://127.0.0.1:9/",
+                         mongodb_timeout_ms=50)
+    logging.getLogger("yishitang").setLevel(logging.ERROR)
+    app = _app(settings)
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(spec_json(app), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Settings from the environment, in one place, each with its documented default.
+
+Every setting is read once, by `Settings.from_env()`; nothing else in the code reads
+`os.environ`. The README's configuration table is generated from `SETTINGS` below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the process must not start."""
+
+
+def _env_bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Database: unset means "start the embedded SecantusDB" (serve) or "the test server" (tests).
+    mongodb_uri: str = ""
+    mongodb_db: str = "yishitang"
+    mongodb_timeout_ms: int = 3000
+    embedded_db_path: str = "var/db"
+
+    # Tokens. The secret is required outside demo and test mode.
+    jwt_secret: str = ""
+    access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+
+    # WeChat.
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_timeout_s: float = 5.0
+    wechat_templates: dict = field(default_factory=dict)
+
+    # Modes and display.
+    demo: bool = False
+    testing: bool = False
+    tz: str = "Asia/Shanghai"
+    issue_number_prefix: str = "DW"
+    retry_after_s: int = 5
+    password_min_length: int = 8
+
+    @classmethod
+    def from_env(cls, env: dict | None = None, **overrides) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        values: dict = {}
+        for name, (var, kind, _doc) in SETTINGS.items():
+            if var in env and env[var] != "":
+                raw = env[var]
+                try:
+                    values[name] = _convert(kind, raw)
+                except ValueError:
+                    raise ConfigError(f"{var}={raw!r} is not a valid {kind.__name__}") from None
+        values["wechat_templates"] = {
+            key[len("WECHAT_TEMPLATE_"):].lower(): value
+            for key, value in env.items()
+            if key.startswith("WECHAT_TEMPLATE_") and value
+        }
+        values.update(overrides)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if not self.jwt_secret and not (self.demo or self.testing):
+            raise ConfigError(
+                "JWT_SECRET must be set (at least 32 characters) outside demo and test mode"
+            )
+        if self.jwt_secret and len(self.jwt_secret) < 32 and not (self.demo or self.testing):
+            raise ConfigError("JWT_SECRET must be at least 32 characters long")
+
+    @property
+    def signing_key(self) -> str:
+        # Demo and test mode may run without a secret; a fixed one is fine there and only there.
+        return self.jwt_secret or "yishitang-demo-and-test-only-signing-key-0000"
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(kind, raw: str):
+    if kind is bool:
+        return _env_bool(raw)
+    return kind(raw)
+
+
+# attribute -> (environment variable, type, documentation). The README table mirrors this.
+SETTINGS: dict[str, tuple[str, type, str]] = {
+    "mongodb_uri": ("MONGODB_URI", str, "MongoDB connection string; unset: `serve` starts the embedded SecantusDB"),
+    "mongodb_db": ("MONGODB_DB", str, "database name used when the URI names none (default `yishitang`)"),
+    "mongodb_timeout_ms": ("MONGODB_TIMEOUT_MS", int, "server selection timeout; past it requests get 503 (default 3000)"),
+    "embedded_db_path": ("YISHITANG_DB_PATH", str, "storage folder of the embedded database (default `var/db`)"),
+    "jwt_secret": ("JWT_SECRET", str, "HMAC key for tokens, 32+ chars; required outside demo and test mode"),
+    "access_token_ttl_s": ("ACCESS_TOKEN_TTL", int, "access token lifetime in seconds (default 900)"),
+    "refresh_token_ttl_s": ("REFRESH_TOKEN_TTL", int, "refresh token lifetime in seconds (default 2592000, 30 days)"),
+    "wechat_appid": ("WECHAT_APPID", str, "mini-program AppID"),
+    "wechat_secret": ("WECHAT_SECRET", str, "mini-program AppSecret"),
+    "wechat_api_base": ("WECHAT_API_BASE", str, "WeChat API host (default https://api.weixin.qq.com); demo and tests use the local fake"),
+    "wechat_timeout_s": ("WECHAT_TIMEOUT", float, "seconds before a WeChat call times out (default 5)"),
+    "demo": ("YISHITANG_DEMO", bool, "`1`: demo mode (local fake WeChat, demo logins, fixed signing key allowed)"),
+    "testing": ("YISHITANG_TESTING", bool, "`1`: test mode (set by the test suite)"),
+    "tz": ("YISHITANG_TZ", str, "time zone for display and per-day grouping (default Asia/Shanghai)"),
+    "issue_number_prefix": ("ISSUE_NUMBER_PREFIX", str, "prefix of human-readable issue numbers (default `DW`)"),
+    "retry_after_s": ("RETRY_AFTER", int, "Retry-After seconds sent with 503 when the database is unreachable (default 5)"),
+    "password_min_length": ("PASSWORD_MIN_LENGTH", int, "minimum staff password length (default 8)"),
+}

@@ -1,0 +1,102 @@
+"""Database connection, the base document and small helpers shared by every feature."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import mongoengine as me
+from bson import ObjectId
+from bson.errors import InvalidId
+from mongoengine.connection import get_db
+from pymongo.uri_parser import parse_uri
+
+from .errors import NotFound
+
+ALIAS = "default"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def connect(settings) -> None:
+    """Connect mongoengine (lazily: the driver only dials on first use)."""
+    me.disconnect(ALIAS)
+    me.connect(
+        host=settings.mongodb_uri,
+        db=parse_uri(settings.mongodb_uri)["database"] or settings.mongodb_db,
+        alias=ALIAS,
+        tz_aware=True,
+        uuidRepresentation="standard",
+        serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
+        connectTimeoutMS=settings.mongodb_timeout_ms,
+        retryWrites=True,
+    )
+
+
+def database():
+    return get_db(ALIAS)
+
+
+def client():
+    return database().client
+
+
+def ping() -> bool:
+    try:
+        client().admin.command("ping")
+        return True
+    except Exception:  # any failure means "not ready"
+        return False
+
+
+def all_documents():
+    """Every concrete Document class that has been imported."""
+    seen, todo = [], list(me.Document.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if not cls._meta.get("abstract") and cls not in seen:
+            seen.append(cls)
+    return seen
+
+
+def ensure_indexes() -> None:
+    """Create the indexes declared on the models (idempotent; called at start)."""
+    for cls in all_documents():
+        cls.ensure_indexes()
+
+
+class BaseDocument(me.Document):
+    """created_at / updated_at on every document; indexes are created at start, not on first use."""
+
+    meta = {"abstract": True, "auto_create_index": False}
+
+    created_at = me.DateTimeField(default=utcnow, required=True)
+    updated_at = me.DateTimeField(default=utcnow, required=True)
+
+    def save(self, *args, **kwargs):
+        self.updated_at = utcnow()
+        return super().save(*args, **kwargs)
+
+
+def object_id(value) -> ObjectId:
+    """Parse a 24-hex id; anything else is simply unknown, hence 404."""
+    try:
+        return ObjectId(str(value))
+    except (InvalidId, TypeError):
+        raise NotFound() from None
+
+
+def get_or_404(doc_cls, id_, **filters):
+    doc = doc_cls.objects(id=object_id(id_), **filters).first()
+    if doc is None:
+        raise NotFound()
+    return doc
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """mongoengine hands back naive datetimes on some paths; they are always UTC here."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value

@@ -1,0 +1,160 @@
+"""One JSON error shape everywhere: {code, status, error, message, errors}.
+
+Services raise `DomainError`s; HTTP exceptions from Flask and webargs and database outages are
+turned into the same shape here, so a client never sees an HTML page or a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+import mongoengine
+import pymongo.errors
+from flask import current_app, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A request the domain refuses; `error` is stable for programs, `message` Chinese for people."""
+
+    status = 400
+    error = "bad_request"
+    message = "请求有误"
+
+    def __init__(self, message=None, *, error=None, errors=None, headers=None, status=None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.error = error or self.error
+        self.errors = errors
+        self.headers = headers or {}
+        self.status = status or self.status
+
+
+class InvalidInput(DomainError):
+    status, error, message = 422, "validation_failed", "提交的内容有误，请检查后重试"
+
+
+class Unauthorized(DomainError):
+    status, error, message = 401, "unauthorized", "请先登录"
+
+
+class Forbidden(DomainError):
+    status, error, message = 403, "forbidden", "没有权限执行此操作"
+
+
+class NotFound(DomainError):
+    status, error, message = 404, "not_found", "内容不存在或无权查看"
+
+
+class Conflict(DomainError):
+    status, error, message = 409, "conflict", "操作与当前状态冲突"
+
+
+class PreconditionFailed(DomainError):
+    status, error, message = 412, "stale_version", "内容已被他人修改，请刷新后重试"
+
+
+class PayloadTooLarge(DomainError):
+    status, error, message = 413, "payload_too_large", "上传内容过大"
+
+
+class RateLimited(DomainError):
+    status, error, message = 429, "rate_limited", "操作过于频繁，请稍后再试"
+
+
+class UpstreamUnavailable(DomainError):
+    status, error, message = 503, "upstream_unavailable", "外部服务暂时不可用，请稍后重试"
+
+
+# Default (error, Chinese message) for HTTP errors raised by Flask, werkzeug and webargs.
+HTTP_DEFAULTS = {
+    400: ("bad_request", "请求格式有误"),
+    401: ("unauthorized", "请先登录"),
+    403: ("forbidden", "没有权限执行此操作"),
+    404: ("not_found", "内容不存在或无权查看"),
+    405: ("method_not_allowed", "不支持该请求方法"),
+    409: ("conflict", "操作与当前状态冲突"),
+    412: ("stale_version", "内容已被他人修改，请刷新后重试"),
+    413: ("payload_too_large", "上传内容过大"),
+    415: ("unsupported_media_type", "不支持的内容类型"),
+    422: ("validation_failed", "提交的内容有误，请检查后重试"),
+    428: ("precondition_required", "请求缺少必要的前置条件"),
+    429: ("rate_limited", "操作过于频繁，请稍后再试"),
+    500: ("internal_error", "服务器内部错误，请稍后重试"),
+    503: ("service_unavailable", "服务暂时不可用，请稍后重试"),
+}
+
+DATABASE_ERRORS = (
+    pymongo.errors.ConnectionFailure,  # includes AutoReconnect, NetworkTimeout, ServerSelectionTimeout
+    pymongo.errors.WaitQueueTimeoutError,
+)
+
+
+def error_response(status: int, error: str, message: str, errors=None, headers=None):
+    body = {"code": status, "status": HTTPStatus(status).phrase, "error": error, "message": message}
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = str(value)
+    return response
+
+
+def handle_domain_error(exc: DomainError):
+    return error_response(exc.status, exc.error, exc.message, exc.errors, exc.headers)
+
+
+def handle_http_exception(exc: HTTPException):
+    code = exc.code or 500
+    error, message = HTTP_DEFAULTS.get(code, ("http_error", exc.description or "请求失败"))
+    data = getattr(exc, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    if code == 400 and errors:
+        message = "请求体不是有效的 JSON" if "json" in str(errors).lower() else message
+    if code == 422 and errors:
+        errors = _flatten_locations(errors)
+    headers = dict(data.get("headers") or {})
+    if code == 405 and getattr(exc, "valid_methods", None):
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    return error_response(code, data.get("error", error), data.get("message_zh", message), errors, headers)
+
+
+def handle_database_error(exc: Exception):
+    log.warning("database unavailable: %s", exc)
+    return error_response(
+        503,
+        "database_unavailable",
+        "数据库暂时不可用，请稍后重试",
+        headers={"Retry-After": current_app.config["SETTINGS"].retry_after_s},
+    )
+
+
+def handle_unexpected(exc: Exception):
+    log.exception("unhandled error")
+    return error_response(500, "internal_error", "服务器内部错误，请稍后重试")
+
+
+def _flatten_locations(errors: dict) -> dict:
+    """webargs nests field errors under the location ("json", "query"); clients want the fields."""
+    if isinstance(errors, dict) and set(errors) <= {"json", "query", "form", "files", "headers", "view_args"}:
+        flat: dict = {}
+        for value in errors.values():
+            if isinstance(value, dict):
+                flat.update(value)
+            else:
+                flat.setdefault("_schema", value)
+        return flat
+    return errors
+
+
+def register(app) -> None:
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    for exc in DATABASE_ERRORS:
+        app.register_error_handler(exc, handle_database_error)
+    app.register_error_handler(mongoengine.DoesNotExist, lambda e: handle_domain_error(NotFound()))
+    app.register_error_handler(Exception, handle_unexpected)
