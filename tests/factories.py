@@ -7,6 +7,16 @@ import itertools
 import pytest
 
 _seq = itertools.count(1)
+_hashes: dict[str, str] = {}
+
+
+def password_hash(password: str) -> str:
+    """scrypt is slow on purpose; tests hash each password once."""
+    from werkzeug.security import generate_password_hash
+
+    if password not in _hashes:
+        _hashes[password] = generate_password_hash(password)
+    return _hashes[password]
 
 
 @pytest.fixture
@@ -41,8 +51,6 @@ def district(make_region):
 
 @pytest.fixture
 def make_user(app):
-    from werkzeug.security import generate_password_hash
-
     from yishitang.users.models import User
     from yishitang.users.service import _refresh_region_codes
 
@@ -54,7 +62,7 @@ def make_user(app):
             fields.setdefault("openid", f"openid-{n}")
         if password or set(roles) - {"resident"}:
             fields.setdefault("username", f"staff{n}")
-            fields["password_hash"] = generate_password_hash(password or "secret-pass-1")
+            fields["password_hash"] = password_hash(password or "secret-pass-1")
         studio_ids = [s.id if hasattr(s, "id") else s for s in fields.pop("studios", [])]
         user = User(roles=roles, studio_ids=studio_ids, **fields)
         with app.app_context():

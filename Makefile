@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make run` (demo on the embedded database) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+# Test workers (each starts its own SecantusDB); 2 matches the 2-core CI machine.
+WORKERS ?= 2
+
+.PHONY: run test openapi clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# One stamp per extra: reinstall when pyproject.toml changes.
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[$*]'
+	touch $@
+
+run: $(VENV)/.installed-embedded
+	YISHITANG_DEMO=$${YISHITANG_DEMO-1} $(BIN)/yishitang serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n $(WORKERS) -q
+
+openapi: $(VENV)/.installed-dev
+	$(BIN)/yishitang export-openapi
+
+clean:
+	rm -rf $(VENV) var build *.egg-info
