@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -97,11 +98,16 @@ def serve(host, port):
             _banner(host, port, settings, [])
         from werkzeug.serving import run_simple
 
+        signal.signal(signal.SIGTERM, _interrupt)  # a process manager's stop works like Ctrl-C
         try:
             run_simple(host, port, app, threaded=True, use_reloader=False)
         except KeyboardInterrupt:
             pass
         click.echo("stopping ...")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _banner(host, port, settings, logins):

@@ -11,7 +11,8 @@ class Studio(BaseDocument):
         "indexes": [
             {"fields": ["region_path", "name"]},  # subtree queries: {region_path: CODE}
             {"fields": ["region_code"]},
-            {"fields": [("location", "2dsphere")]},
+            # The version is explicit so re-creating the index at every start matches the stored one exactly.
+            {"fields": [("location", "2dsphere")], "2dsphereIndexVersion": 3},
         ],
     }
 
