@@ -108,3 +108,32 @@ def test_unreachable_database_gives_503_with_retry_after(unreachable_app):
     assert ready.headers["Retry-After"] == "5"
     assert client.get("/healthz").status_code == 200
     assert "数据库" in body["message"]
+
+
+PUBLIC_ROUTES = {"/api/v1/auth/wechat-login", "/api/v1/auth/password-login", "/api/v1/auth/refresh"}
+
+
+def test_every_api_route_refuses_a_request_without_a_token(app, client):
+    """Generated from the URL map: a new route that forgets authentication fails here."""
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1") or rule.rule in PUBLIC_ROUTES:
+            continue
+        url = rule.rule
+        for arg in rule.arguments:
+            url = url.replace(f"<{arg}>", "000000000000000000000000")
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = client.open(url, method=method, json={})
+            assert response.status_code == 401, (method, rule.rule, response.get_json())
+            checked += 1
+    assert checked >= 15
+
+
+def test_readme_and_sample_env_name_every_setting():
+    from yishitang.config import SETTINGS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sample = (ROOT / "deploy" / "yishitang.env.example").read_text(encoding="utf-8")
+    for var, _kind, _doc in SETTINGS.values():
+        assert f"`{var}`" in readme, var
+        assert f"\n{var}=" in sample, var

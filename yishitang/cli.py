@@ -149,9 +149,11 @@ def create_admin(username, password, display_name):
     from .errors import DomainError
     from .users import service
 
+    from .users.schemas import PASSWORD_MIN_LENGTH
+
     settings = _settings()
-    if len(password) < settings.password_min_length:
-        raise click.BadParameter(f"at least {settings.password_min_length} characters", param_hint="--password")
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise click.BadParameter(f"at least {PASSWORD_MIN_LENGTH} characters", param_hint="--password")
     with _database(settings) as settings, _reachable():
         app = _app(settings)
         with app.app_context():

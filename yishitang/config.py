@@ -45,7 +45,6 @@ class Settings:
     tz: str = "Asia/Shanghai"
     issue_number_prefix: str = "DW"
     retry_after_s: int = 5
-    password_min_length: int = 8
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> "Settings":
@@ -109,5 +108,4 @@ SETTINGS: dict[str, tuple[str, type, str]] = {
     "tz": ("YISHITANG_TZ", str, "time zone for display and per-day grouping (default Asia/Shanghai)"),
     "issue_number_prefix": ("ISSUE_NUMBER_PREFIX", str, "prefix of human-readable issue numbers (default `DW`)"),
     "retry_after_s": ("RETRY_AFTER", int, "Retry-After seconds sent with 503 when the database is unreachable (default 5)"),
-    "password_min_length": ("PASSWORD_MIN_LENGTH", int, "minimum staff password length (default 8)"),
 }

@@ -7,6 +7,7 @@ from .models import COMMITTEES
 
 OBJECT_ID = validate.Regexp(r"^[0-9a-f]{24}$", error="无效的 id")
 PHONE = validate.Regexp(r"^1[3-9][0-9]{9}$", error="手机号格式不正确")
+PASSWORD_MIN_LENGTH = 8
 USERNAME = validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$", error="用户名应为 3 到 32 位字母、数字或 _ . -")
 
 
@@ -53,7 +54,7 @@ class MePatchSchema(ma.Schema):
 
 class StaffCreateSchema(ma.Schema):
     username = ma.fields.String(required=True, validate=USERNAME)
-    password = ma.fields.String(required=True, load_only=True, validate=validate.Length(8, 128))
+    password = ma.fields.String(required=True, load_only=True, validate=validate.Length(PASSWORD_MIN_LENGTH, 128))
     display_name = ma.fields.String(required=True, validate=validate.Length(1, 20))
     roles = ma.fields.List(ma.fields.String(validate=validate.OneOf(ROLES)), required=True, validate=validate.Length(1, 4))
     phone = ma.fields.String(validate=PHONE)
@@ -70,7 +71,7 @@ class UserPatchSchema(ma.Schema):
     studio_ids = ma.fields.List(ma.fields.String(validate=OBJECT_ID), validate=validate.Length(max=20))
     scope_region_code = ma.fields.String(allow_none=True, validate=CODE)
     active = ma.fields.Boolean(metadata={"description": "false disables the account and revokes its tokens at once"})
-    password = ma.fields.String(load_only=True, validate=validate.Length(8, 128))
+    password = ma.fields.String(load_only=True, validate=validate.Length(PASSWORD_MIN_LENGTH, 128))
 
 
 class UserQuerySchema(ma.Schema):
