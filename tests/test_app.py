@@ -137,3 +137,14 @@ def test_readme_and_sample_env_name_every_setting():
     for var, _kind, _doc in SETTINGS.values():
         assert f"`{var}`" in readme, var
         assert f"\n{var}=" in sample, var
+
+
+def test_field_errors_are_in_chinese(client, people, login):
+    response = client.post("/api/v1/regions", headers=login(people["admin"]),
+                           json={"code": 1, "name": "x" * 41, "kind": "hamlet", "colour": "red"})
+    errors = assert_error(response, 422, "validation_failed")["errors"]
+    assert errors == {"code": ["应为字符串"], "name": ["长度应在 1 到 40 之间"],
+                      "kind": ["应为以下之一：district, town, street, village, community"],
+                      "colour": ["不允许的字段"]}
+    missing = client.post("/api/v1/regions", headers=login(people["admin"]), json={}).get_json()["errors"]
+    assert missing["code"] == ["必填"]

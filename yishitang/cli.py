@@ -98,7 +98,8 @@ def serve(host, port):
             _banner(host, port, settings, [])
         from werkzeug.serving import run_simple
 
-        signal.signal(signal.SIGTERM, _interrupt)  # a process manager's stop works like Ctrl-C
+        for signum in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (`cmd &`)
+            signal.signal(signum, _interrupt)
         try:
             run_simple(host, port, app, threaded=True, use_reloader=False)
         except KeyboardInterrupt:

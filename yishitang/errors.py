@@ -7,6 +7,7 @@ turned into the same shape here, so a client never sees an HTML page or a bare 5
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 
 import mongoengine
@@ -116,7 +117,7 @@ def handle_http_exception(exc: HTTPException):
     if code == 400 and errors:
         message = "请求体不是有效的 JSON" if "json" in str(errors).lower() else message
     if code == 422 and errors:
-        errors = _flatten_locations(errors)
+        errors = translate(_flatten_locations(errors))
     headers = dict(data.get("headers") or {})
     if code == 405 and getattr(exc, "valid_methods", None):
         headers["Allow"] = ", ".join(exc.valid_methods)
@@ -136,6 +137,46 @@ def handle_database_error(exc: Exception):
 def handle_unexpected(exc: Exception):
     log.exception("unhandled error")
     return error_response(500, "internal_error", "服务器内部错误，请稍后重试")
+
+
+# marshmallow's English field messages, in Chinese for the people who read them.
+FIELD_MESSAGES = [
+    (re.compile(r"^Missing data for required field\.$"), "必填"),
+    (re.compile(r"^Unknown field\.$"), "不允许的字段"),
+    (re.compile(r"^Field may not be null\.$"), "不能为空"),
+    (re.compile(r"^Not a valid string\.$"), "应为字符串"),
+    (re.compile(r"^Not a valid integer\.$"), "应为整数"),
+    (re.compile(r"^Not a valid number\.$"), "应为数字"),
+    (re.compile(r"^Not a valid boolean\.$"), "应为 true 或 false"),
+    (re.compile(r"^Not a valid list\.$"), "应为列表"),
+    (re.compile(r"^Not a valid mapping type\.$"), "应为对象"),
+    (re.compile(r"^Not a valid (datetime|date)\.$"), "时间格式应为 ISO 8601"),
+    (re.compile(r"^Invalid input type\.$"), "类型不正确"),
+    (re.compile(r"^Invalid value\.$"), "取值无效"),
+    (re.compile(r"^String does not match expected pattern\.$"), "格式不正确"),
+    (re.compile(r"^Length must be between (\d+) and (\d+)\.$"), r"长度应在 \1 到 \2 之间"),
+    (re.compile(r"^Shorter than minimum length (\d+)\.$"), r"长度至少为 \1"),
+    (re.compile(r"^Longer than maximum length (\d+)\.$"), r"长度最多为 \1"),
+    (re.compile(r"^Length must be (\d+)\.$"), r"长度应为 \1"),
+    (re.compile(r"^Must be one of: (.*)\.$"), r"应为以下之一：\1"),
+    (re.compile(r"^Must be greater than or equal to (\S+) and less than or equal to (\S+)\.$"), r"应在 \1 到 \2 之间"),
+    (re.compile(r"^Must be greater than or equal to (\S+)\.$"), r"应不小于 \1"),
+    (re.compile(r"^Must be less than or equal to (\S+)\.$"), r"应不大于 \1"),
+    (re.compile(r"^Must be greater than (\S+)\.$"), r"应大于 \1"),
+]
+
+
+def translate(messages):
+    """Field errors, recursively, with marshmallow's English replaced by Chinese where known."""
+    if isinstance(messages, dict):
+        return {key: translate(value) for key, value in messages.items()}
+    if isinstance(messages, list):
+        return [translate(value) for value in messages]
+    if isinstance(messages, str):
+        for pattern, chinese in FIELD_MESSAGES:
+            if pattern.match(messages):
+                return pattern.sub(chinese, messages)
+    return messages
 
 
 def _flatten_locations(errors: dict) -> dict:
