@@ -29,7 +29,8 @@ LEGACY_GRACE_S = 300
 # Longer than any client timeout used in tests, so an injected "timeout" is one for the client.
 DEFAULT_TIMEOUT_S = 2.5
 
-# Subscribe message value limits by key kind ("thing1" -> "thing"); longer values get 47003.
+# Value limits by key kind ("thing1" -> "thing"); longer values get 47003. Kept apart from the
+# client's own table on purpose: the fake checks the client, so it must not share its mistakes.
 VALUE_LIMITS = {
     "thing": 20,
     "phrase": 5,
