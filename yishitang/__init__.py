@@ -15,6 +15,8 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 def create_app(settings: Settings | None = None) -> Flask:
     """config -> db -> api -> blueprints -> errors; the database is dialled lazily."""
     from . import api, auth, db, errors
+    from .files.routes import blp as files_blp
+    from .issues.routes import blp as issues_blp
     from .ops.routes import blp as ops_blp
     from .regions.routes import blp as regions_blp
     from .studios.routes import blp as studios_blp
@@ -49,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.set_user_loader(tokens.load_user)
     app.extensions["wechat"] = WeChatClient(settings)
 
-    for blueprint in (regions_blp, studios_blp, auth_blp, me_blp, users_blp):
+    for blueprint in (regions_blp, studios_blp, auth_blp, me_blp, users_blp, files_blp, issues_blp):
         smorest.register_blueprint(blueprint)
     app.register_blueprint(ops_blp)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from functools import wraps
 
 import flask_smorest
@@ -42,9 +43,8 @@ class Blueprint(flask_smorest.Blueprint):
             wrapper = self.alt_response(403, response=DEFAULT_ERROR, description="角色或辖区不符")(wrapper)
             if roles:
                 wrapper._apidoc.setdefault("manual_doc", {})
-                wrapper._apidoc["manual_doc"]["description"] = (
-                    (func.__doc__ or "").strip() + f"\n\nRoles: {', '.join(roles)}."
-                ).strip()
+                details = inspect.cleandoc(func.__doc__ or "").partition("\n")[2].strip()  # after the summary
+                wrapper._apidoc["manual_doc"]["description"] = f"{details}\n\nRoles: {', '.join(roles)}.".strip()
             return wrapper
 
         return decorator

@@ -46,6 +46,14 @@ class Settings:
     issue_number_prefix: str = "DW"
     retry_after_s: int = 5
 
+    # Issue deadlines (days): a first answer, then handling at each tier; resolved issues wait
+    # this long for the reporter's rating before a coordinator may close them.
+    response_deadline_days: int = 3
+    handling_days_grassroots: int = 15
+    handling_days_township: int = 20
+    handling_days_district: int = 30
+    feedback_window_days: int = 7
+
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> "Settings":
         env = dict(os.environ if env is None else env)
@@ -107,5 +115,10 @@ SETTINGS: dict[str, tuple[str, type, str]] = {
     "testing": ("YISHITANG_TESTING", bool, "`1`: test mode (set by the test suite)"),
     "tz": ("YISHITANG_TZ", str, "time zone for display and per-day grouping (default Asia/Shanghai)"),
     "issue_number_prefix": ("ISSUE_NUMBER_PREFIX", str, "prefix of human-readable issue numbers (default `DW`)"),
+    "response_deadline_days": ("RESPONSE_DEADLINE_DAYS", int, "days to accept or reject a new issue (default 3)"),
+    "handling_days_grassroots": ("HANDLING_DAYS_GRASSROOTS", int, "days to resolve an accepted issue at a studio (default 15)"),
+    "handling_days_township": ("HANDLING_DAYS_TOWNSHIP", int, "days to resolve an issue escalated to a township (default 20)"),
+    "handling_days_district": ("HANDLING_DAYS_DISTRICT", int, "days to resolve an issue escalated to the district (default 30)"),
+    "feedback_window_days": ("FEEDBACK_WINDOW_DAYS", int, "days a resolved issue waits for the reporter's rating (default 7)"),
     "retry_after_s": ("RETRY_AFTER", int, "Retry-After seconds sent with 503 when the database is unreachable (default 5)"),
 }

@@ -50,6 +50,12 @@ def ping() -> bool:
         return False
 
 
+def run_in_transaction(write):
+    """Run `write(session)` in a multi-document transaction (retried on transient errors)."""
+    with client().start_session() as session:
+        return session.with_transaction(write)
+
+
 def all_documents():
     """Every concrete Document class that has been imported."""
     seen, todo = [], list(me.Document.__subclasses__())

@@ -1,0 +1,1 @@
+"""Photos and videos uploaded for issues and their resolution evidence."""
