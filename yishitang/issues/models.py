@@ -85,6 +85,7 @@ class Issue(BaseDocument):
     due_at = me.DateTimeField()
     supervised = me.BooleanField(default=False)
     consultation_id = me.ObjectIdField()
+    owner_unit = me.StringField()  # the unit a consultation handed the issue to, until resolved
     resolution = me.EmbeddedDocumentField(Resolution)
     feedback = me.EmbeddedDocumentField(Feedback)
     timeline = me.EmbeddedDocumentListField(TimelineEntry)
@@ -95,6 +96,8 @@ class Issue(BaseDocument):
     reopened_count = me.IntField(default=0)
     escalated_count = me.IntField(default=0)
     visits_count = me.IntField(default=0)
+    # First face-to-face contact: a recorded visit or a held consultation session (见面率).
+    met_at = me.DateTimeField()
     duplicate_of = me.ObjectIdField()
     # "pass", or "review" while WeChat's text check (or its outage) holds it off the public board.
     moderation = me.StringField(default="pass")

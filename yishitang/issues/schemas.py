@@ -82,6 +82,8 @@ class IssueSchema(ma.Schema):
     overdue = ma.fields.Boolean()
     supervised = ma.fields.Boolean()
     consultation_id = ma.fields.String(allow_none=True)
+    owner_unit = ma.fields.String(allow_none=True, metadata={"description": "unit a consultation handed it to"})
+    met_at = ma.fields.DateTime(allow_none=True, metadata={"description": "first face-to-face contact (visit or held session)"})
     resolution = ma.fields.Nested(ResolutionSchema, allow_none=True)
     feedback = ma.fields.Nested(FeedbackSchema, allow_none=True)
     moderation = ma.fields.String(allow_none=True, metadata={"description": "pass | review (staff and reporter only)"})

@@ -143,6 +143,7 @@ def view(issue: Issue, viewer) -> dict:
         "supporters_count": issue.supporters_count, "due_at": issue.due_at,
         "overdue": is_overdue(issue, now), "supervised": issue.supervised,
         "consultation_id": str(issue.consultation_id) if issue.consultation_id else None,
+        "owner_unit": issue.owner_unit, "met_at": issue.met_at,
         "resolution": None if resolution is None else {
             "summary": resolution.summary, "owner_unit": resolution.owner_unit, "resolved_at": resolution.resolved_at,
             "evidence": [str(e) for e in resolution.evidence] if full else []},
@@ -329,7 +330,8 @@ def _resolve(issue, user, now, note=None, owner_unit=None, evidence=(), consulta
         if user is None or usable.count() != len(evidence_ids):
             raise InvalidInput(errors={"evidence": ["包含不存在、不属于您或已被使用的文件"]})
     return {"resolution": {"summary": note, "owner_unit": owner_unit, "resolved_at": now, "evidence": evidence_ids},
-            "due_at": None, "feedback": None}, {"consultation_id": consultation_id}
+            "due_at": None, "feedback": None,
+            **({"met_at": issue.met_at or now} if consultation_id else {})}, {"consultation_id": consultation_id}
 
 
 def _rate(rating):
@@ -368,7 +370,7 @@ def _comment(issue, user, now, note=None, visit=False, caps=(), **_):
     held = None
     if STAFF not in caps:  # a resident's words are shown to others: WeChat checks them first
         held = True if check_text(note, user, scene=2) == "review" else None
-    changes = {"$inc": {"visits_count": 1}} if visit else {}
+    changes = {"$inc": {"visits_count": 1}, "met_at": issue.met_at or now} if visit else {}
     return changes, {"visit": True if visit else None, "held": held}
 
 
@@ -392,8 +394,18 @@ def _schedule(issue, user, now, consultation_id=None, **_):
     return {"consultation_id": consultation_id}, {"consultation_id": consultation_id}
 
 
-def _linked(issue, user, now, consultation_id=None, **_):
-    return {}, {"consultation_id": consultation_id}
+def _unschedule(issue, user, now, consultation_id=None, **_):
+    return {"consultation_id": None}, {"consultation_id": consultation_id}
+
+
+def _consult(issue, user, now, consultation_id=None, owner_unit=None, due_at=None, **_):
+    """Minutes of a held session: the issue was discussed face to face; the outcome may set a deadline."""
+    changes = {"met_at": issue.met_at or now}
+    if due_at is not None:
+        changes["due_at"] = due_at
+    if owner_unit:
+        changes["owner_unit"] = owner_unit
+    return changes, {"consultation_id": consultation_id}
 
 
 EFFECTS = {
@@ -401,7 +413,7 @@ EFFECTS = {
     "rate_satisfied": _rate("satisfied"), "rate_basically_satisfied": _rate("basically_satisfied"),
     "rate_unsatisfied": _rate("unsatisfied"), "close": _close, "withdraw": _withdraw,
     "supervise": _supervise, "comment": _comment, "approve": _approve, "duplicate": _duplicate,
-    "schedule": _schedule, "unschedule": _linked, "consult": _linked,
+    "schedule": _schedule, "unschedule": _unschedule, "consult": _consult,
 }
 
 STATUS_NAMES = {
