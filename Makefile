@@ -6,8 +6,10 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # Test workers (each starts its own SecantusDB); 2 matches the 2-core CI machine.
 WORKERS ?= 2
+# Installing chromium needs root: plain apt-get as root (CI), sudo otherwise.
+SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test openapi clean
+.PHONY: run test browser openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +23,13 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-embedded
 	YISHITANG_DEMO=$${YISHITANG_DEMO-1} $(BIN)/yishitang serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser
 	$(BIN)/python -m pytest -n $(WORKERS) -q
+
+# Debian's chromium and chromedriver for tests/test_dashboard.py (the test fails without them).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  ( $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver )
 
 openapi: $(VENV)/.installed-dev
 	$(BIN)/yishitang export-openapi

@@ -63,6 +63,8 @@ def settings(mongo_uri, db_name, fake_wechat):
         wechat_api_base=fake_wechat.url,
         wechat_timeout_s=2.0,
         wechat_templates=dict(TEMPLATES),
+        # Stories raise many issues from one account; tests/test_hardening.py sets tight limits itself.
+        rate_limit_login="10000/60", rate_limit_issues="10000/3600", rate_limit_supports="10000/3600",
     )
 
 

@@ -15,10 +15,14 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 def create_app(settings: Settings | None = None) -> Flask:
     """config -> db -> api -> blueprints -> errors; the database is dialled lazily."""
     from . import api, auth, db, errors
+    from .consultations.routes import blp as consultations_blp
     from .files.routes import blp as files_blp
     from .issues.routes import blp as issues_blp
+    from .notifications.routes import blp as notifications_blp
     from .ops.routes import blp as ops_blp
     from .regions.routes import blp as regions_blp
+    from .stats.dashboard import blp as dashboard_blp
+    from .stats.routes import blp as stats_blp
     from .studios.routes import blp as studios_blp
     from .users import tokens
     from .users.routes import auth_blp, me_blp, users_blp
@@ -42,6 +46,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         # Room for a 10 MB file plus the multipart envelope; the files feature enforces 10 MB itself.
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES + 512 * 1024,
     )
+    if settings.proxy_count:  # believe X-Forwarded-* from exactly that many proxies (client IP for rate limits)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count,
+                                x_host=settings.proxy_count)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
@@ -51,9 +60,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.set_user_loader(tokens.load_user)
     app.extensions["wechat"] = WeChatClient(settings)
 
-    for blueprint in (regions_blp, studios_blp, auth_blp, me_blp, users_blp, files_blp, issues_blp):
+    for blueprint in (regions_blp, studios_blp, auth_blp, me_blp, users_blp, files_blp, issues_blp,
+                      consultations_blp, notifications_blp, stats_blp):
         smorest.register_blueprint(blueprint)
     app.register_blueprint(ops_blp)
+    app.register_blueprint(dashboard_blp)
 
     try:
         db.ensure_indexes()

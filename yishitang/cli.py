@@ -1,4 +1,4 @@
-"""The `yishitang` command line: serve, seed-demo, create-admin, export-openapi."""
+"""The `yishitang` command line: serve, seed-demo, create-admin, export-openapi, stats."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -74,9 +75,13 @@ def main():
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def serve(host, port):
+@click.option("--scheduler/--no-scheduler", "with_scheduler", default=None,
+              help="also run `yishitang scheduler` as a child process (default: with the embedded database)")
+def serve(host, port, with_scheduler):
     """Run the API (embedded database when MONGODB_URI is unset; demo data in demo mode)."""
     settings = _settings()
+    if with_scheduler is None:
+        with_scheduler = not settings.mongodb_uri
     with contextlib.ExitStack() as stack:
         settings = stack.enter_context(_database(settings))
         if settings.demo and "WECHAT_API_BASE" not in os.environ:
@@ -85,8 +90,10 @@ def serve(host, port):
             fake = FakeWeChat(appid=settings.wechat_appid or "wx-demo-appid",
                               secret=settings.wechat_secret or "wx-demo-secret", demo=True).start()
             stack.callback(fake.stop)
+            # The fake grants every demo user every template, so the demo's messages are "sent".
+            templates = {key: f"demo-{key}" for key in DEMO_TEMPLATES} | settings.wechat_templates
             settings = settings.replace(wechat_api_base=fake.url, wechat_appid=fake.appid,
-                                        wechat_secret=fake.secret)
+                                        wechat_secret=fake.secret, wechat_templates=templates)
         app = _app(settings)
         if settings.demo:
             from .demo import DEMO_LOGINS, seed_demo
@@ -96,6 +103,8 @@ def serve(host, port):
             _banner(host, port, settings, DEMO_LOGINS)
         else:
             _banner(host, port, settings, [])
+        if with_scheduler:
+            stack.callback(_stop, _start_scheduler(settings))
         from werkzeug.serving import run_simple
 
         for signum in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (`cmd &`)
@@ -105,6 +114,28 @@ def serve(host, port):
         except KeyboardInterrupt:
             pass
         click.echo("stopping ...")
+
+
+DEMO_TEMPLATES = ("issue_status", "rate", "consultation", "reminder", "overdue")
+
+
+def _start_scheduler(settings):
+    """`yishitang scheduler` as a child process sharing this database and WeChat endpoint."""
+    env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
+           "WECHAT_API_BASE": settings.wechat_api_base, "WECHAT_APPID": settings.wechat_appid,
+           "WECHAT_SECRET": settings.wechat_secret,
+           **{f"WECHAT_TEMPLATE_{key.upper()}": value for key, value in settings.wechat_templates.items()}}
+    return subprocess.Popen([sys.executable, "-m", "yishitang.cli", "scheduler"], env=env,
+                            start_new_session=True)
+
+
+def _stop(process):
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def _interrupt(signum, frame):
@@ -126,6 +157,26 @@ def _banner(host, port, settings, logins):
             lines.append(f"    {item['role']:<12} {item['how']}")
     lines.append("  Ctrl-C stops everything started here; data stays in " + settings.embedded_db_path)
     click.echo("\n".join(lines) + "\n")
+
+
+@main.command()
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.001, 100),
+              help="multiply every job interval (tests use small values)")
+def scheduler(scale):
+    """Run the timed jobs (outbox, reminders, deadlines, auto-close, rollups) in this process."""
+    settings = _settings()
+    if not settings.mongodb_uri:
+        raise click.ClickException("MONGODB_URI 未设置：调度进程需连接与 API 相同的数据库 (set MONGODB_URI)")
+    from . import scheduler as scheduling
+
+    app = _app(settings)
+    with app.app_context(), _reachable():
+        from . import db
+
+        db.client().admin.command("ping")
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
+    scheduling.run_forever(app, scale=scale)
 
 
 @main.command("seed-demo")
@@ -164,6 +215,30 @@ def create_admin(username, password, display_name):
             except DomainError as exc:
                 raise click.ClickException(f"{exc.message} ({exc.error}) {exc.errors or ''}") from None
     click.echo(f"admin {username} created (id {user.id})")
+
+
+@main.command()
+@click.option("--region", required=True, help="region code; its whole subtree is counted")
+@click.option("--from", "date_from", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="first creation date (YYYY-MM-DD, inclusive; default 1 January)")
+@click.option("--to", "date_to", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="last creation date (YYYY-MM-DD, inclusive; default today)")
+@click.option("--group-by", type=click.Choice(["township", "studio", "category", "month"]),
+              help="rows per township, studio, category or month (default: township for a district, else studio)")
+@click.option("--rank", type=click.Choice(["response_rate", "meeting_rate", "closure_rate", "satisfaction_rate"]),
+              help="order rows by this rate; groups with too few issues are left out and named")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+def stats(region, date_from, date_to, group_by, rank, output_format):
+    """Print the response, meeting, closure and satisfaction rates of a region (as GET /stats/overview)."""
+    from .stats import cli as stats_cli
+
+    settings = _settings()
+    with _database(settings) as settings, _reachable():
+        app = _app(settings)
+        with app.app_context():
+            click.echo(stats_cli.report(region, date_from and date_from.date(), date_to and date_to.date(),
+                                        group_by, rank, output_format), nl=output_format != "csv")
 
 
 @main.command("export-openapi")

@@ -54,6 +54,29 @@ class Settings:
     handling_days_district: int = 30
     feedback_window_days: int = 7
 
+    # Stats: a ranking leaves out groups with fewer issues than this.
+    stats_min_issues_for_rank: int = 5
+    # Rate limits, "count/seconds", shared by all processes through the database.
+    rate_limit_login: str = "60/60"  # WeChat and password logins per IP (carrier NAT puts many behind one)
+    rate_limit_issues: str = "10/3600"  # issues raised per user
+    rate_limit_supports: str = "120/3600"  # supports given or taken back per user
+    proxy_count: int = 0  # trusted reverse proxies in front (X-Forwarded-For hops to believe)
+
+    @property
+    def rate_limits(self) -> dict:
+        return {"login": self.rate_limit_login, "issues": self.rate_limit_issues,
+                "supports": self.rate_limit_supports}
+
+    # Per category: {"safety": {"grassroots": 5, "response": 1}}; from DEADLINE_OVERRIDES.
+    deadline_overrides: dict = field(default_factory=dict)
+
+    def deadline_days(self, stage: str, category: str | None = None) -> int:
+        """Days allowed for a stage ("response" or a tier), category overrides first."""
+        override = self.deadline_overrides.get(category or "", {}).get(stage)
+        if override is not None:
+            return override
+        return self.response_deadline_days if stage == "response" else getattr(self, f"handling_days_{stage}")
+
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> "Settings":
         env = dict(os.environ if env is None else env)
@@ -92,6 +115,26 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+def rate_spec(raw: str) -> str:
+    """`10/3600` (count per seconds), checked at start."""
+    count, _, seconds = raw.partition("/")
+    if not (count.isdigit() and seconds.isdigit() and int(seconds) > 0):
+        raise ValueError(raw)
+    return f"{int(count)}/{int(seconds)}"
+
+
+def deadline_overrides(raw: str) -> dict:
+    """`safety:grassroots=5,traffic:response=2` -> {"safety": {"grassroots": 5}, "traffic": {"response": 2}}."""
+    result: dict = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, _, days = item.partition("=")
+        category, _, stage = key.partition(":")
+        if stage not in ("response", "grassroots", "township", "district") or not category or not days.strip().isdigit():
+            raise ValueError(item)
+        result.setdefault(category.strip(), {})[stage] = int(days)
+    return result
+
+
 def _convert(kind, raw: str):
     if kind is bool:
         return _env_bool(raw)
@@ -120,5 +163,11 @@ SETTINGS: dict[str, tuple[str, type, str]] = {
     "handling_days_township": ("HANDLING_DAYS_TOWNSHIP", int, "days to resolve an issue escalated to a township (default 20)"),
     "handling_days_district": ("HANDLING_DAYS_DISTRICT", int, "days to resolve an issue escalated to the district (default 30)"),
     "feedback_window_days": ("FEEDBACK_WINDOW_DAYS", int, "days a resolved issue waits for the reporter's rating (default 7)"),
+    "deadline_overrides": ("DEADLINE_OVERRIDES", deadline_overrides, "per-category deadlines, e.g. `safety:grassroots=5,traffic:response=2` (default none)"),
+    "stats_min_issues_for_rank": ("STATS_MIN_ISSUES_FOR_RANK", int, "a ranking (`/stats/overview?rank=`) leaves out groups with fewer issues (default 5)"),
+    "rate_limit_login": ("RATE_LIMIT_LOGIN", rate_spec, "logins per client IP, `count/seconds` (default 60/60)"),
+    "rate_limit_issues": ("RATE_LIMIT_ISSUES", rate_spec, "issues raised per user (default 10/3600)"),
+    "rate_limit_supports": ("RATE_LIMIT_SUPPORTS", rate_spec, "supports per user (default 120/3600)"),
+    "proxy_count": ("PROXY_COUNT", int, "reverse proxies in front whose X-Forwarded-For is trusted (default 0; 1 behind nginx)"),
     "retry_after_s": ("RETRY_AFTER", int, "Retry-After seconds sent with 503 when the database is unreachable (default 5)"),
 }

@@ -191,3 +191,19 @@ def read(upload: UploadedFile) -> bytes:
     with open_stream(upload) as grid_out:
         return grid_out.read()
 
+
+
+def personal_data(user) -> dict:
+    return {"uploads": [{"id": str(u.id), "content_type": u.content_type, "size": u.size, "filename": u.filename,
+                         "issue_id": str(u.issue_id) if u.issue_id else None, "created_at": u.created_at}
+                        for u in UploadedFile.objects(owner_id=user.id)]}
+
+
+def forget(user) -> int:
+    """Uploads never attached to an issue go; photos of issues stay with the public record."""
+    removed = 0
+    for upload in UploadedFile.objects(owner_id=user.id, issue_id=None):
+        if UploadedFile._get_collection().delete_one({"_id": upload.id, "issue_id": None}).deleted_count:
+            delete_bytes(upload.gridfs_id)
+            removed += 1
+    return removed

@@ -58,6 +58,8 @@ class Issue(BaseDocument):
             {"fields": ["-created_at", "-id"]},
             {"fields": ["search_terms"]},
             {"fields": ["status", "due_at"]},  # deadline sweeps
+            {"fields": ["updated_at"]},  # stats: issues written since the rollups' watermark
+            {"fields": ["status", "resolution.resolved_at"]},  # auto-close sweep
             # Explicit version: re-creating the index at start then matches the stored one exactly.
             {"fields": [("location", "2dsphere")], "2dsphereIndexVersion": 3},
         ],
@@ -101,6 +103,7 @@ class Issue(BaseDocument):
     duplicate_of = me.ObjectIdField()
     # "pass", or "review" while WeChat's text check (or its outage) holds it off the public board.
     moderation = me.StringField(default="pass")
+    overdue_warned_for = me.DateTimeField()  # the deadline staff were warned about: warn once per deadline
     on_board = me.BooleanField(default=True)  # derived: shown on the studio's public board
     search_terms = me.ListField(me.StringField())  # n-grams of the text, for `q` on an index
     version = me.IntField(default=1)

@@ -6,6 +6,7 @@ from ..auth import ROLES, current_user
 from ..errors import PreconditionFailed
 from ..idempotency import describe as idempotency_header
 from ..idempotency import idempotent
+from ..ratelimit import limited
 from . import service
 from .schemas import (ActionSchema, FeedbackCreateSchema, IssueCreateSchema, IssueQuerySchema, IssueSchema,
                       SimilarIssueSchema, SimilarQuerySchema, SupportStateSchema)
@@ -46,6 +47,8 @@ class Issues(MethodView):
     @blp.login_required(roles=("resident",))
     @idempotency_header(blp)
     @idempotent
+    @limited("issues", per="user")
+    @blp.alt_response(429, response="DEFAULT_ERROR", description="too many issues raised (Retry-After)")
     @blp.arguments(IssueCreateSchema)
     @blp.response(201, IssueSchema)
     @blp.alt_response(422, response="DEFAULT_ERROR", description="validation_failed, content_risky")
@@ -103,6 +106,8 @@ def post_feedback(args, issue_id):
 
 @blp.route("/<issue_id>/supports", methods=["POST", "DELETE"])
 @blp.login_required(roles=("resident",))
+@limited("supports", per="user")
+@blp.alt_response(429, response="DEFAULT_ERROR", description="too many supports (Retry-After)")
 @blp.response(200, SupportStateSchema)
 def supports(issue_id):
     """附议: support a neighbour's issue (once per person), or take the support back (DELETE)."""

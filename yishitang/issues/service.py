@@ -21,7 +21,7 @@ from ..errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFa
 from ..files import service as files
 from ..studios import service as studios
 from ..wechat import WeChatError
-from . import text, workflow
+from . import notices, text, workflow
 from .models import Counter, Issue, Support, TimelineEntry
 from .workflow import FINAL, OPEN, REPORTER, STAFF, SUPERVISOR, SYSTEM
 
@@ -195,12 +195,12 @@ def _on_board(status: str, moderation: str, duplicate_of) -> bool:
     return moderation == "pass" and status not in ("rejected", "withdrawn") and duplicate_of is None
 
 
-def _response_due(now) -> dt.datetime:
-    return now + dt.timedelta(days=_settings().response_deadline_days)
+def _response_due(now, category) -> dt.datetime:
+    return now + dt.timedelta(days=_settings().deadline_days("response", category))
 
 
-def _handling_due(now, level) -> dt.datetime:
-    return now + dt.timedelta(days=getattr(_settings(), f"handling_days_{level}"))
+def _handling_due(now, level, category) -> dt.datetime:
+    return now + dt.timedelta(days=_settings().deadline_days(level, category))
 
 
 def create(reporter, title, description, category, studio_id, location=None, address="",
@@ -217,7 +217,7 @@ def create(reporter, title, description, category, studio_id, location=None, add
         region_path=studio.region_path, reporter_id=reporter.id, reporter_name=reporter.display_name,
         anonymous=anonymous, contact_phone=contact_phone or reporter.phone,
         location=[location["lng"], location["lat"]] if location else None, address=address or "",
-        due_at=_response_due(now), moderation=moderation, on_board=_on_board("submitted", moderation, None),
+        due_at=_response_due(now, category), moderation=moderation, on_board=_on_board("submitted", moderation, None),
         search_terms=text.index_terms(title, description, number), created_at=now, updated_at=now,
         timeline=[TimelineEntry._from_son(_entry(now, reporter, "resident", "submit", None, "submitted", "grassroots", None))],
     )
@@ -233,6 +233,7 @@ def create(reporter, title, description, category, studio_id, location=None, add
 
     db.run_in_transaction(write)
     issue.id = doc["_id"]
+    notices.issue_raised(issue)
     return issue
 
 
@@ -260,8 +261,12 @@ def _actor_role(user, issue, caps) -> str:
 
 
 def transition(issue: Issue, action: str, user, *, note=None, expected_version=None, system=False,
-               now=None, **params) -> Issue:
-    """Apply one action; 409 when the state does not allow it, 403 when the caller may not."""
+               now=None, session=None, **params) -> Issue:
+    """Apply one action; 409 when the state does not allow it, 403 when the caller may not.
+
+    With `session` the write joins the caller's transaction, and the caller calls `announce`
+    once it has committed (an aborted or retried transaction must tell nobody anything).
+    """
     now = now or utcnow()
     for _attempt in range(5):
         if expected_version is not None and issue.version != expected_version:
@@ -286,12 +291,20 @@ def transition(issue: Issue, action: str, user, *, note=None, expected_version=N
         updated = Issue._get_collection().find_one_and_update(
             {"_id": issue.id, "version": issue.version, "status": issue.status},
             {"$set": changes, "$inc": increments, "$push": {"timeline": entry}},
-            return_document=ReturnDocument.AFTER,
+            return_document=ReturnDocument.AFTER, session=session,
         )
         if updated is not None:
-            return Issue._from_son(updated)
+            issue = Issue._from_son(updated)
+            if session is None:
+                notices.after_transition(issue, action, note, now)
+            return issue
         issue = get_or_404(Issue, issue.id)  # someone else acted first: decide again on the new state
     raise Conflict("该议题正被他人同时处理，请稍后重试", error="concurrent_update")
+
+
+def announce(issue: Issue, action: str, note=None, now=None) -> None:
+    """Tell the people concerned about a transition stored in a caller's transaction, after commit."""
+    notices.after_transition(issue, action, note, now or utcnow())
 
 
 def _timeline_action(action: str) -> str:
@@ -304,7 +317,7 @@ def _no_effect(issue, user, now, **_):
 
 def _accept(issue, user, now, **_):
     return {"accepted_at": now, "first_response_at": issue.first_response_at or now,
-            "due_at": _handling_due(now, issue.level)}, {}
+            "due_at": _handling_due(now, issue.level, issue.category)}, {}
 
 
 def _reject(issue, user, now, note=None, **_):
@@ -317,7 +330,7 @@ def _escalate(issue, user, now, **_):
     level = workflow.next_level(issue.level)
     if level is None:
         raise Conflict("议题已在区级办理，不能再上报", error="already_top_tier")
-    due = _handling_due(now, level) if issue.status != "submitted" else issue.due_at
+    due = _handling_due(now, level, issue.category) if issue.status != "submitted" else issue.due_at
     return {"level": level, "due_at": due, "$inc": {"escalated_count": 1}}, {}
 
 
@@ -339,7 +352,7 @@ def _rate(rating):
         changes = {"feedback": {"rating": rating, "comment": note, "at": now}}
         if rating == "unsatisfied":
             changes["$inc"] = {"reopened_count": 1}
-            changes["due_at"] = _handling_due(now, issue.level)
+            changes["due_at"] = _handling_due(now, issue.level, issue.category)
         return changes, {}
     return effect
 
@@ -551,3 +564,30 @@ def similar(user, studio_id, title, limit=5) -> list[tuple[Issue, float]]:
     scored = [(issue, text.similarity(terms, text.ngrams(issue.title))) for issue in candidates]
     scored = [(issue, round(score, 2)) for issue, score in scored if score >= 0.3]
     return sorted(scored, key=lambda pair: -pair[1])[:limit]
+
+
+# --- personal data (PIPL) ------------------------------------------------------------------------
+
+FORGOTTEN = "已注销用户"
+
+
+def personal_data(user) -> dict:
+    """What the issues feature holds about a person: what they raised, supported and rated."""
+    raised = Issue.objects(reporter_id=user.id).order_by("-created_at", "-id").hint(INDEX_FOR["reporter"])
+    supported = Support.objects(user_id=user.id)
+    return {
+        "issues_raised": [view(issue, user) for issue in raised],
+        "supports": [{"issue_id": str(s.issue_id), "at": s.created_at} for s in supported],
+    }
+
+
+def forget_reporter(user, session=None) -> int:
+    """The issues stay on the public record; the person behind them does not."""
+    collection = Issue._get_collection()
+    result = collection.update_many(
+        {"reporter_id": user.id},
+        {"$set": {"reporter_name": FORGOTTEN, "anonymous": True, "contact_phone": None,
+                  # Residents act only on their own issues, so their timeline entries are all here.
+                  "timeline.$[mine].actor.display_name": FORGOTTEN}},
+        array_filters=[{"mine.actor.id": user.id}], session=session)
+    return result.modified_count

@@ -59,3 +59,12 @@ def mark_read(user, notification_id) -> Notification:
 
 def unread_count(user) -> int:
     return Notification.objects(user_id=user.id, read_at=None).count()
+
+
+def personal_data(user) -> dict:
+    return {"notifications": [{"kind": n.kind, "title": n.title, "body": n.body, "created_at": n.created_at,
+                               "read_at": n.read_at} for n in inbox(user)]}
+
+
+def forget(user, session=None) -> int:
+    return Notification._get_collection().delete_many({"user_id": user.id}, session=session).deleted_count

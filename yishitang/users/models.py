@@ -33,6 +33,7 @@ class User(BaseDocument):
     # Every region the user belongs to (home, scope, studios) with its ancestors: subtree filters.
     region_codes = me.ListField(me.StringField())
     active = me.BooleanField(default=True)
+    deleted_at = me.DateTimeField()  # the person erased their account (PIPL); the id stays for the record
     # Bumped on disable or role change: every access token carrying an older version is refused.
     token_version = me.IntField(default=0)
 

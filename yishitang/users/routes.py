@@ -3,10 +3,11 @@ from flask.views import MethodView
 
 from ..api import Blueprint, paginate
 from ..auth import ROLES, current_user
+from ..ratelimit import limited
 from . import service
-from .schemas import (LogoutSchema, MePatchSchema, PasswordLoginSchema, RefreshSchema, StaffCreateSchema,
+from .schemas import (LogoutSchema, PersonalDataSchema, MePatchSchema, PasswordLoginSchema, RefreshSchema, StaffCreateSchema,
                       TokenSchema, UserPatchSchema, UserQuerySchema, UserSchema, WeChatLoginSchema)
-from . import tokens
+from . import personal_data, tokens
 
 auth_blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="登录与令牌")
 me_blp = Blueprint("me", __name__, url_prefix="/api/v1/me", description="当前用户")
@@ -18,6 +19,8 @@ def _signed_in(pair: dict) -> dict:
 
 
 @auth_blp.route("/wechat-login", methods=["POST"])
+@limited("login", per="ip")
+@auth_blp.alt_response(429, response="DEFAULT_ERROR", description="too many logins from this address (Retry-After)")
 @auth_blp.arguments(WeChatLoginSchema)
 @auth_blp.response(200, TokenSchema)
 @auth_blp.alt_response(401, response="DEFAULT_ERROR", description="invalid_wechat_code, account_disabled")
@@ -28,6 +31,8 @@ def wechat_login(args):
 
 
 @auth_blp.route("/password-login", methods=["POST"])
+@limited("login", per="ip")
+@auth_blp.alt_response(429, response="DEFAULT_ERROR", description="too many logins from this address (Retry-After)")
 @auth_blp.arguments(PasswordLoginSchema)
 @auth_blp.response(200, TokenSchema)
 @auth_blp.alt_response(401, response="DEFAULT_ERROR", description="invalid_credentials, account_disabled")
@@ -69,6 +74,20 @@ class Me(MethodView):
         """Change display name, home region, or phone (through a WeChat phone code)."""
         user = service.update_me(current_user(), **args)
         return service.view(user, user)
+
+    @me_blp.login_required(roles=("resident",))
+    @me_blp.response(204)
+    def delete(self):
+        """Delete the caller's resident account: their issues stay for the public record, anonymised."""
+        personal_data.erase(current_user())
+
+
+@me_blp.route("/export")
+@me_blp.login_required(roles=ROLES)
+@me_blp.response(200, PersonalDataSchema)
+def export_me():
+    """Everything stored about the caller, as one JSON document (PIPL: the right to a copy)."""
+    return personal_data.export(current_user())
 
 
 @users_blp.route("")

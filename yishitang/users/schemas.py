@@ -83,3 +83,16 @@ class UserQuerySchema(ma.Schema):
 
 class LogoutSchema(ma.Schema):
     refresh_token = ma.fields.String(validate=validate.Length(1, 256), metadata={"description": "optional: revoke this sign-in instead of the caller's"})
+
+
+class PersonalDataSchema(ma.Schema):
+    """Sections of the export; their items are documented with the features that own them."""
+
+    exported_at = ma.fields.DateTime()
+    profile = ma.fields.Dict()
+    sign_ins = ma.fields.Integer(metadata={"description": "active sign-ins (refresh token families)"})
+    issues_raised = ma.fields.List(ma.fields.Dict())
+    supports = ma.fields.List(ma.fields.Dict())
+    checkins = ma.fields.List(ma.fields.Dict())
+    notifications = ma.fields.List(ma.fields.Dict())
+    uploads = ma.fields.List(ma.fields.Dict())

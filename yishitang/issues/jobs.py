@@ -1,0 +1,60 @@
+"""Timed work on issues: deadlines (warn, then escalate) and closing unrated resolved issues.
+
+Each job takes `now`, so tests run it with a fixed clock, and stamps what it did on the issue
+(the deadline warned about; the state change itself), so a rerun does nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from flask import current_app
+
+from ..errors import DomainError
+from . import notices, service
+from .models import Issue
+from .workflow import OPEN
+
+log = logging.getLogger(__name__)
+ESCALATE_FROM = ("accepted", "consulted", "in_progress")  # a scheduled issue waits for its session
+SYSTEM_NOTE_ESCALATE = "超过办理期限，系统自动上报上一级"
+SYSTEM_NOTE_CLOSE = "评价期内未评价，系统自动关闭"
+
+
+def check_deadlines(now: dt.datetime) -> dict:
+    """Unanswered past the response deadline: warn the staff once. Unresolved past the handling
+    deadline: escalate one tier (at the district, warn once)."""
+    done = {"warned": 0, "escalated": 0}
+    late = Issue.objects(status__in=list(OPEN), due_at__lt=now).hint([("status", 1), ("due_at", 1)])
+    for issue in late:
+        if issue.status in ESCALATE_FROM and issue.level != "district":
+            try:
+                service.transition(issue, "escalate", None, system=True, note=SYSTEM_NOTE_ESCALATE, now=now)
+                done["escalated"] += 1
+            except DomainError as exc:  # it moved meanwhile; the next run sees its new state
+                log.info("deadline escalation of %s skipped: %s", issue.number, exc.message)
+            continue
+        # Stamp first, conditionally: of two runs only one wins the stamp and warns.
+        stamped = Issue.objects(id=issue.id, due_at=issue.due_at, overdue_warned_for__ne=issue.due_at) \
+            .update_one(set__overdue_warned_for=issue.due_at)
+        if stamped:
+            stage = "response" if issue.status == "submitted" else "handling"
+            notices.overdue_warning(issue, stage, dedupe_key=f"overdue:{issue.id}:{issue.due_at.timestamp():.0f}")
+            done["warned"] += 1
+    return done
+
+
+def auto_close(now: dt.datetime) -> int:
+    """Resolved issues the reporter did not rate within the feedback window are closed (no rating)."""
+    window = dt.timedelta(days=current_app.config["SETTINGS"].feedback_window_days)
+    closed = 0
+    due = Issue.objects(status="resolved", resolution__resolved_at__lte=now - window, feedback=None) \
+        .hint([("status", 1), ("resolution.resolved_at", 1)])
+    for issue in due:
+        try:
+            service.transition(issue, "close", None, system=True, note=SYSTEM_NOTE_CLOSE, now=now)
+            closed += 1
+        except DomainError as exc:
+            log.info("auto-close of %s skipped: %s", issue.number, exc.message)
+    return closed

@@ -1,0 +1,29 @@
+from flask.views import MethodView
+
+from ..api import Blueprint, paginate
+from ..auth import ROLES, current_user
+from . import service
+from .schemas import InboxQuerySchema, NotificationSchema
+
+blp = Blueprint("notifications", __name__, url_prefix="/api/v1/notifications", description="站内消息")
+
+
+@blp.route("")
+class Inbox(MethodView):
+    @blp.login_required(roles=ROLES)
+    @blp.arguments(InboxQuerySchema, location="query")
+    @blp.response(200, NotificationSchema(many=True), headers={"X-Unread-Count": {"schema": {"type": "integer"}}})
+    @blp.paginate()
+    def get(self, args, pagination_parameters):
+        """The caller's inbox, newest first; `X-Unread-Count` says how many are unread."""
+        user = current_user()
+        items = list(paginate(service.inbox(user, args["unread"]), pagination_parameters))
+        return items, 200, {"X-Unread-Count": str(service.unread_count(user))}
+
+
+@blp.route("/<notification_id>/read", methods=["POST"])
+@blp.login_required(roles=ROLES)
+@blp.response(200, NotificationSchema)
+def mark_read(notification_id):
+    """Mark one of the caller's notifications read (idempotent)."""
+    return service.mark_read(current_user(), notification_id)

@@ -1,0 +1,22 @@
+import marshmallow as ma
+
+
+class DeliverySchema(ma.Schema):
+    state = ma.fields.String(metadata={"description": "pending | sending | sent | no_grant | failed | skipped (in-app only)"})
+    attempts = ma.fields.Integer()
+    sent_at = ma.fields.DateTime(allow_none=True)
+
+
+class NotificationSchema(ma.Schema):
+    id = ma.fields.String()
+    kind = ma.fields.String(metadata={"description": "e.g. issue_accepted, issue_resolved, consultation_reminder"})
+    title = ma.fields.String()
+    body = ma.fields.String()
+    page = ma.fields.String(allow_none=True, metadata={"description": "mini-program page to open"})
+    read_at = ma.fields.DateTime(allow_none=True)
+    created_at = ma.fields.DateTime()
+    delivery = ma.fields.Nested(DeliverySchema)
+
+
+class InboxQuerySchema(ma.Schema):
+    unread = ma.fields.Boolean(load_default=False)

@@ -1,0 +1,94 @@
+"""Rate limits shared by every process: fixed-window counters in MongoDB.
+
+One counter document per (rule, caller, window), incremented atomically; MongoDB's TTL monitor
+removes old windows. Every API worker and every container sees the same counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from functools import wraps
+
+import mongoengine as me
+from flask import current_app, request
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from .auth import current_user
+from .db import utcnow
+from .errors import RateLimited
+
+
+class RateCounter(me.Document):
+    meta = {
+        "collection": "rate_limits",
+        "auto_create_index": False,
+        "indexes": [{"fields": ["expires_at"], "expireAfterSeconds": 0}],
+    }
+
+    id = me.StringField(primary_key=True)  # "<rule>:<caller>:<window start>"
+    count = me.IntField(default=0)
+    expires_at = me.DateTimeField()
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    limit: int
+    window_s: int
+    per: str  # "ip" or "user"
+
+    @classmethod
+    def parse(cls, name: str, spec: str, per: str) -> "Rule":
+        """`"10/3600"`: 10 per hour."""
+        limit, _, window = spec.partition("/")
+        return cls(name, int(limit), int(window), per)
+
+
+def hit(rule: Rule, caller: str, now: dt.datetime | None = None) -> None:
+    """Count one request; over the limit is 429 with the seconds until the window ends."""
+    now = now or utcnow()
+    start = math.floor(now.timestamp() / rule.window_s) * rule.window_s
+    window_end = dt.datetime.fromtimestamp(start + rule.window_s, dt.timezone.utc)
+    count = _increment(f"{rule.name}:{caller}:{start}", window_end + dt.timedelta(seconds=60))
+    if count > rule.limit:
+        retry_after = max(1, math.ceil((window_end - now).total_seconds()))
+        raise RateLimited(headers={"Retry-After": str(retry_after)})
+
+
+def _increment(counter_id: str, expires_at: dt.datetime) -> int:
+    collection = RateCounter._get_collection()
+    for _ in range(3):
+        try:
+            counter = collection.find_one_and_update(
+                {"_id": counter_id}, {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}},
+                upsert=True, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:  # two first requests of a window raced to insert; the loser counts again
+            continue
+        if counter is not None:
+            return counter["count"]
+    raise RuntimeError(f"rate counter {counter_id} could not be incremented")
+
+
+def client_ip() -> str:
+    """The caller's address; behind trusted proxies ProxyFix has already put it in remote_addr."""
+    return request.remote_addr or "unknown"
+
+
+def limited(name: str, per: str):
+    """Decorate a view: its rule comes from the settings (`rate_limits[name]`, e.g. "10/3600")."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            spec = current_app.config["SETTINGS"].rate_limits.get(name)
+            if spec:
+                caller = client_ip() if per == "ip" else str(current_user().id)
+                hit(Rule.parse(name, spec, per), caller)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,116 @@
+"""The scheduler process: APScheduler runs each feature's jobs, once per slot across processes.
+
+Every run of a job first claims its slot (job name + the interval it falls in) by inserting a
+document with a unique id into `job_runs`; a second scheduler process that reaches the same
+slot finds it taken and skips. The jobs themselves stamp what they do, so a run repeated after
+a crash changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import mongoengine as me
+from pymongo.errors import DuplicateKeyError
+
+from .db import utcnow
+
+log = logging.getLogger(__name__)
+HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class JobRun(me.Document):
+    meta = {
+        "collection": "job_runs",
+        "auto_create_index": False,
+        "indexes": [{"fields": ["job", "-slot"]}, {"fields": ["started_at"], "expireAfterSeconds": 7 * 24 * 3600}],
+    }
+
+    id = me.StringField(primary_key=True)  # "<job>:<slot>"
+    job = me.StringField(required=True)
+    slot = me.IntField(required=True)
+    holder = me.StringField()
+    started_at = me.DateTimeField()
+    finished_at = me.DateTimeField()
+    result = me.StringField()
+    error = me.StringField()
+    skipped_by = me.ListField(me.StringField())  # other processes that reached the slot later
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    every_s: int
+    run: Callable[[dt.datetime], object]
+
+
+def jobs() -> list[Job]:
+    """Each feature's timed work, next to the feature; all take `now`."""
+    from .issues import jobs as issue_jobs
+    from .notifications import jobs as notification_jobs
+    from .files import jobs as file_jobs
+
+    found = [
+        Job("send_outbox", 5, notification_jobs.send_outbox),
+        Job("issue_deadlines", 300, issue_jobs.check_deadlines),
+        Job("auto_close", 3600, issue_jobs.auto_close),
+        Job("purge_unattached_uploads", 3600, file_jobs.purge_unattached),
+    ]
+    try:
+        from .consultations import jobs as consultation_jobs
+
+        found.append(Job("consultation_reminders", 60, consultation_jobs.send_reminders))
+    except ImportError:  # pragma: no cover - consultations not installed
+        pass
+    try:
+        from .stats import jobs as stats_jobs
+
+        found.append(Job("stats_rollup", 600, stats_jobs.refresh_rollups))
+    except ImportError:  # pragma: no cover
+        pass
+    return found
+
+
+def run_once(app, job: Job, now: dt.datetime | None = None) -> bool:
+    """Run the job for the slot `now` falls in, unless another process has; True if it ran here."""
+    now = now or utcnow()
+    slot = int(now.timestamp() // job.every_s)
+    run_id = f"{job.name}:{slot}"
+    try:
+        JobRun(id=run_id, job=job.name, slot=slot, holder=HOLDER, started_at=now).save(force_insert=True)
+    except (DuplicateKeyError, me.NotUniqueError):
+        JobRun.objects(id=run_id).update_one(push__skipped_by=HOLDER)
+        return False
+    started = time.monotonic()
+    try:
+        with app.app_context():
+            result = job.run(now)
+        JobRun.objects(id=run_id).update_one(set__finished_at=utcnow(), set__result=str(result)[:500])
+        if result:
+            log.info("%s ran in %.2fs: %s", job.name, time.monotonic() - started, result)
+    except Exception as exc:  # a failing job must not stop the scheduler; it runs again next slot
+        log.exception("%s failed", job.name)
+        JobRun.objects(id=run_id).update_one(set__finished_at=utcnow(), set__error=repr(exc)[:500])
+    return True
+
+
+def run_forever(app, scale: float = 1.0) -> None:
+    """Start APScheduler in this process and block; `scale` shortens intervals for tests."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    scheduler = BlockingScheduler(timezone="UTC")
+    scheduled = [Job(job.name, max(1, round(job.every_s * scale)), job.run) for job in jobs()]
+    for job in scheduled:
+        scheduler.add_job(run_once, "interval", args=(app, job), seconds=job.every_s, id=job.name,
+                          max_instances=1, coalesce=True, next_run_time=dt.datetime.now(dt.timezone.utc))
+    log.info("scheduler %s started: %s", HOLDER, ", ".join(f"{j.name} every {j.every_s}s" for j in scheduled))
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass

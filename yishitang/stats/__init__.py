@@ -1,0 +1,1 @@
+"""Coordinators' figures: response, meeting, closure and satisfaction rates, exports, the dashboard."""
