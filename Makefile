@@ -9,7 +9,7 @@ WORKERS ?= 2
 # Installing chromium needs root: plain apt-get as root (CI), sudo otherwise.
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test browser openapi clean
+.PHONY: run test bench browser openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(VENV)/.installed-dev browser
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  ( $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver )
+
+# Benchmarks (not part of `make test`): app vs bare Flask + pymongo, growth with size, load.
+BENCH_SIZES ?= 10000,100000
+bench: $(VENV)/.installed-dev
+	$(BIN)/python tests/benchmarks/run.py --sizes $(BENCH_SIZES)
 
 openapi: $(VENV)/.installed-dev
 	$(BIN)/yishitang export-openapi

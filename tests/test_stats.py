@@ -435,7 +435,10 @@ def test_rollups_equal_a_count_from_scratch_before_and_after_the_job_and_late_ev
     deadline = 3 * DAYS
     rng = random.Random(5)
     today = utcnow().astimezone(SHANGHAI).date()
+    last_month_end = today.replace(day=1) - DAYS
+    whole_months = ((last_month_end - 120 * DAYS).replace(day=1), last_month_end)
     cases = [("211199", today - 200 * DAYS, today, "township"), ("211199", today - 90 * DAYS, today - 10 * DAYS, "studio"),
+             ("211199", *whole_months, "month"), ("211199001", whole_months[0], whole_months[0] + 27 * DAYS, "studio"),
              ("211199002", today - 120 * DAYS, today, "month"), ("211199001", today - 200 * DAYS, today, "category"),
              ("211199003001", today - 60 * DAYS, today - 30 * DAYS, "studio"), ("211199", today - 1 * DAYS, today, "category")]
 
@@ -497,10 +500,25 @@ def test_rollups_equal_a_count_from_scratch_before_and_after_the_job_and_late_ev
 
 
 def snapshot() -> dict:
-    from yishitang.stats.models import RollupCell
+    from yishitang.stats.models import MonthCell, RollupCell
 
-    return {doc["_id"]: {k: v for k, v in doc.items() if k != "computed_at"}
-            for doc in RollupCell._get_collection().find({})}
+    return {(cls.__name__, doc["_id"]): {k: v for k, v in doc.items() if k != "computed_at"}
+            for cls in (RollupCell, MonthCell) for doc in cls._get_collection().find({})}
+
+
+@pytest.mark.parametrize("first, last, whole, edges", [
+    ("2026-01-01", "2026-12-31", ("2026-01", "2026-12"), []),
+    ("2026-01-15", "2026-03-31", ("2026-02", "2026-03"), [("2026-01-15", "2026-01-31")]),
+    ("2026-01-01", "2026-03-10", ("2026-01", "2026-02"), [("2026-03-01", "2026-03-10")]),
+    ("2026-01-15", "2026-03-10", ("2026-02", "2026-02"), [("2026-01-15", "2026-01-31"), ("2026-03-01", "2026-03-10")]),
+    ("2026-02-03", "2026-02-20", None, [("2026-02-03", "2026-02-20")]),
+    ("2026-01-20", "2026-02-10", None, [("2026-01-20", "2026-02-10")]),
+    ("2024-02-01", "2024-02-29", ("2024-02", "2024-02"), []),
+])
+def test_a_period_is_read_as_whole_months_and_the_days_at_its_ends(first, last, whole, edges):
+    from yishitang.stats.rollups import split
+
+    assert split(dt.date.fromisoformat(first), dt.date.fromisoformat(last)) == (whole, edges)
 
 
 def test_changed_definitions_go_live_until_the_job_rebuilds(app, client, login, people, known, monkeypatch):
@@ -534,6 +552,8 @@ def test_queries_behind_the_figures_walk_an_index_range(app, known, db):
                                                              "created_at": {"$gte": day, "$lt": day + DAYS}}),
         "status_1_due_at_1": db.issues.find({"status": "accepted", "due_at": {"$lt": utcnow()}}),
         "region_path_1_day_1": db.stats_cells.find({"region_path": "211104", "day": {"$gte": "2026-03-01", "$lte": "2026-03-31"}}),
+        "studio_id_1_day_1": db.stats_cells.find({"studio_id": known["A"].studio_id, "day": {"$gte": "2026-03-01", "$lte": "2026-03-31"}}),
+        "region_path_1_month_1": db.stats_month_cells.find({"region_path": "211104", "month": {"$gte": "2026-01", "$lte": "2026-12"}}),
     }
     for index, cursor in plans.items():
         plan = cursor.explain()["queryPlanner"]["winningPlan"]

@@ -19,6 +19,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .files.routes import blp as files_blp
     from .issues.routes import blp as issues_blp
     from .notifications.routes import blp as notifications_blp
+    from .open311.routes import blp as open311_blp
+    from .open311.routes import integrations_blp
     from .ops.routes import blp as ops_blp
     from .regions.routes import blp as regions_blp
     from .stats.dashboard import blp as dashboard_blp
@@ -61,9 +63,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["wechat"] = WeChatClient(settings)
 
     for blueprint in (regions_blp, studios_blp, auth_blp, me_blp, users_blp, files_blp, issues_blp,
-                      consultations_blp, notifications_blp, stats_blp):
+                      consultations_blp, notifications_blp, stats_blp, integrations_blp):
         smorest.register_blueprint(blueprint)
     app.register_blueprint(ops_blp)
+    app.register_blueprint(open311_blp)  # GeoReport v2: its own formats and error shape, outside the OpenAPI spec
     app.register_blueprint(dashboard_blp)
 
     try:

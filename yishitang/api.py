@@ -29,6 +29,19 @@ class Api(flask_smorest.Api):
 
 
 class Blueprint(flask_smorest.Blueprint):
+    def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
+        """Also document the errors every route of a kind can give, so clients see them in the spec:
+        404 where the path names an object, 400 where a JSON body may not parse."""
+        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        for method, doc in self._docs[self._endpoints[-1]].items():
+            if method == "parameters" or doc is None:
+                continue
+            responses = doc.setdefault("response", {}).setdefault("responses", {})
+            if "<" in rule:
+                responses.setdefault(404, [DEFAULT_ERROR])
+            if any(p.get("in") == "json" for p in doc.get("arguments", {}).get("parameters", [])):
+                responses.setdefault(400, [DEFAULT_ERROR])
+
     def login_required(self, roles: tuple[str, ...] | None = None):
         """Require a valid access token (and one of `roles`); documents 401/403 and security."""
 

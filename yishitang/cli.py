@@ -36,7 +36,7 @@ def _database(settings: Settings):
     from .embedded import EmbeddedDatabase, EmbeddedDatabaseError
 
     path = settings.embedded_db_path
-    click.echo(f"starting the embedded database (SecantusDB) in {path} ...")
+    click.echo(f"starting the embedded database (SecantusDB) in {path} ...", err=True)  # stdout: the output
     try:
         server = EmbeddedDatabase(path, log_path=str(Path(path).parent / "secantus.log")).start()
     except EmbeddedDatabaseError as exc:
@@ -192,6 +192,23 @@ def seed_demo_command():
     click.echo(json.dumps(counts, ensure_ascii=False))
 
 
+@main.command("seed-load")
+@click.option("--issues", "count", required=True, type=click.IntRange(1, 10_000_000), help="how many issues to add")
+@click.option("--districts", default=1, show_default=True, type=click.IntRange(1, 500),
+              help="a city: more districts shaped like the demo one (16 townships, 192 studios each)")
+@click.option("--seed", default=7, show_default=True, type=int, help="random seed (same seed, same data)")
+def seed_load(count, districts, seed):
+    """Add a realistic load: residents and issues in every state, with timelines and sessions."""
+    settings = _settings()
+    with _database(settings) as settings, _reachable():
+        from .loadgen import seed_load as load
+
+        app = _app(settings)
+        with app.app_context():
+            counts = load(count, districts=districts, seed=seed)
+    click.echo(json.dumps(counts, ensure_ascii=False))
+
+
 @main.command("create-admin")
 @click.option("--username", required=True)
 @click.option("--password", required=True)
@@ -233,6 +250,7 @@ def stats(region, date_from, date_to, group_by, rank, output_format):
     """Print the response, meeting, closure and satisfaction rates of a region (as GET /stats/overview)."""
     from .stats import cli as stats_cli
 
+    stats_cli.check_region(region)  # before starting any database
     settings = _settings()
     with _database(settings) as settings, _reachable():
         app = _app(settings)

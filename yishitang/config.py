@@ -60,12 +60,20 @@ class Settings:
     rate_limit_login: str = "60/60"  # WeChat and password logins per IP (carrier NAT puts many behind one)
     rate_limit_issues: str = "10/3600"  # issues raised per user
     rate_limit_supports: str = "120/3600"  # supports given or taken back per user
+    rate_limit_open311: str = "120/3600"  # Open311 requests filed per api key (a hotline files for many people)
+    rate_limit_open311_read: str = "300/60"  # Open311 reads per client IP (public, no key)
     proxy_count: int = 0  # trusted reverse proxies in front (X-Forwarded-For hops to believe)
 
     @property
     def rate_limits(self) -> dict:
         return {"login": self.rate_limit_login, "issues": self.rate_limit_issues,
-                "supports": self.rate_limit_supports}
+                "supports": self.rate_limit_supports, "open311": self.rate_limit_open311,
+                "open311_read": self.rate_limit_open311_read}
+
+    # Open311 GeoReport v2: who outside tools should contact (discovery), and how far the nearest
+    # studio may be from a reported location before the location counts as outside the district.
+    open311_contact: str = "议事堂管理员（区政协办公室）"
+    open311_nearest_studio_km: float = 20.0
 
     # Per category: {"safety": {"grassroots": 5, "response": 1}}; from DEADLINE_OVERRIDES.
     deadline_overrides: dict = field(default_factory=dict)
@@ -168,6 +176,10 @@ SETTINGS: dict[str, tuple[str, type, str]] = {
     "rate_limit_login": ("RATE_LIMIT_LOGIN", rate_spec, "logins per client IP, `count/seconds` (default 60/60)"),
     "rate_limit_issues": ("RATE_LIMIT_ISSUES", rate_spec, "issues raised per user (default 10/3600)"),
     "rate_limit_supports": ("RATE_LIMIT_SUPPORTS", rate_spec, "supports per user (default 120/3600)"),
+    "rate_limit_open311": ("RATE_LIMIT_OPEN311", rate_spec, "Open311 requests filed per api key (default 120/3600)"),
+    "rate_limit_open311_read": ("RATE_LIMIT_OPEN311_READ", rate_spec, "Open311 reads per client IP (default 300/60)"),
+    "open311_contact": ("OPEN311_CONTACT", str, "who outside tools contact for Open311 help and api keys, shown in `discovery` (default 议事堂管理员（区政协办公室）)"),
+    "open311_nearest_studio_km": ("OPEN311_NEAREST_STUDIO_KM", float, "an Open311 request located farther than this from every active studio is refused (default 20)"),
     "proxy_count": ("PROXY_COUNT", int, "reverse proxies in front whose X-Forwarded-For is trusted (default 0; 1 behind nginx)"),
     "retry_after_s": ("RETRY_AFTER", int, "Retry-After seconds sent with 503 when the database is unreachable (default 5)"),
 }

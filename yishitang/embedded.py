@@ -27,11 +27,12 @@ class EmbeddedDatabase:
     """Start `python -m secantus` on a free loopback port; `stop()` (or the context) ends it."""
 
     def __init__(self, storage_path: str, host: str = "127.0.0.1", port: int | None = None,
-                 log_path: str | None = None):
+                 log_path: str | None = None, options: tuple[str, ...] = ()):
         self.storage_path = storage_path
         self.host = host
         self.port = port or free_port(host)
         self.log_path = log_path
+        self.options = tuple(options)  # more `secantus` flags, e.g. --enable-test-commands for fault tests
         self.process: subprocess.Popen | None = None
 
     @property
@@ -52,7 +53,7 @@ class EmbeddedDatabase:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [sys.executable, "-m", "secantus", "--host", self.host, "--port", str(self.port),
-             "--storage-path", self.storage_path, "--log-level", "WARNING"],
+             "--storage-path", self.storage_path, "--log-level", "WARNING", *self.options],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             # Its own process group: Ctrl-C in a terminal reaches us, and we stop it in order.
             start_new_session=True,

@@ -3,12 +3,14 @@ from flask.views import MethodView
 
 from ..api import Blueprint, paginate
 from ..auth import ROLES, current_user
+from ..db import Row
 from ..errors import PreconditionFailed
 from ..idempotency import describe as idempotency_header
 from ..idempotency import idempotent
 from ..ratelimit import limited
 from . import service
 from .schemas import (ActionSchema, FeedbackCreateSchema, IssueCreateSchema, IssueQuerySchema, IssueSchema,
+                      IssueSummarySchema,
                       SimilarIssueSchema, SimilarQuerySchema, SupportStateSchema)
 
 blp = Blueprint("issues", __name__, url_prefix="/api/v1/issues", description="民生议题：提出、受理、上报、办结、评价")
@@ -33,7 +35,7 @@ def with_etag(issue, status=200):
 class Issues(MethodView):
     @blp.login_required(roles=ROLES)
     @blp.arguments(IssueQuerySchema, location="query")
-    @blp.response(200, IssueSchema(many=True))
+    @blp.response(200, IssueSummarySchema(many=True))
     @blp.paginate()
     def get(self, args, pagination_parameters):
         """List issues in the caller's reach, newest first.
@@ -42,7 +44,8 @@ class Issues(MethodView):
         studios; coordinators: their scope; admins: all. `mine=1` lists one's own in any role.
         """
         user = current_user()
-        return [service.view(i, user) for i in paginate(service.search(user, **args), pagination_parameters)]
+        page = paginate(service.search(user, **args), pagination_parameters)
+        return [service.view(Row(issue), user, with_timeline=False) for issue in page]
 
     @blp.login_required(roles=("resident",))
     @idempotency_header(blp)
@@ -61,10 +64,11 @@ class Issues(MethodView):
 @blp.login_required(roles=ROLES)
 @blp.arguments(SimilarQuerySchema, location="query")
 @blp.response(200, SimilarIssueSchema(many=True))
+@blp.alt_response(404, response="DEFAULT_ERROR", description="the studio does not exist")
 def similar(args):
     """Open issues of the studio that look like the same problem: support one instead of filing again."""
     user = current_user()
-    return [{**service.view(issue, None), "similarity": score}
+    return [{**service.view(issue, None, with_timeline=False), "similarity": score}
             for issue, score in service.similar(user, args["studio"], args["title"])]
 
 

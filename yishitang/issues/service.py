@@ -16,7 +16,7 @@ from pymongo import ReturnDocument
 
 from .. import db
 from ..auth import has_role
-from ..db import get_or_404, object_id, utcnow
+from ..db import Row, get_or_404, iso, object_id, utcnow
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from ..files import service as files
 from ..studios import service as studios
@@ -78,13 +78,25 @@ def can_view(user, issue) -> bool:
 def can_view_issue_id(user, issue_id) -> bool:
     """Whether the user may see an issue's photos: its reporter and staff (not the public board,
     since WeChat's asynchronous media check is not wired in yet)."""
-    issue = Issue.objects(id=issue_id).first()
-    return issue is not None and user is not None and (user.id == issue.reporter_id or is_staff_viewer(user, issue))
+    issue = Issue._get_collection().find_one({"_id": issue_id}, VISIBILITY_FIELDS)
+    return issue is not None and user is not None and (
+        user.id == issue["reporter_id"] or is_staff_viewer(user, Row(issue)))
 
 
-def get_visible(issue_id, user) -> Issue:
+VISIBILITY_FIELDS = {"reporter_id": 1, "studio_id": 1, "region_path": 1, "district_code": 1, "level": 1, "on_board": 1}
+
+
+def load(issue_id) -> Row:
+    """One issue as a raw document (see `db.Row`), or the 404 of an unknown id."""
+    raw = Issue._get_collection().find_one({"_id": object_id(issue_id)})
+    if raw is None:
+        raise NotFound()
+    return Row(raw)
+
+
+def get_visible(issue_id, user) -> Row:
     """The issue if the user may see it; otherwise the same 404 as for an unknown id."""
-    issue = get_or_404(Issue, issue_id)
+    issue = load(issue_id)
     if not can_view(user, issue):
         raise NotFound()
     return issue
@@ -107,13 +119,13 @@ def etag(issue) -> str:
     return f'"{issue.version}"'
 
 
-def view(issue: Issue, viewer) -> dict:
+def view(issue: Issue, viewer, with_timeline: bool = True) -> dict:
     """The issue shaped for the viewer: the public board never shows a phone or a full name."""
     full = viewer is not None and (viewer.id == issue.reporter_id or is_staff_viewer(viewer, issue))
     may_see_phone = viewer is not None and (viewer.id == issue.reporter_id or STAFF in capacities(viewer, issue))
     now = utcnow()
     timeline = []
-    for entry in issue.timeline:
+    for entry in (issue.timeline or ()) if with_timeline else ():
         if entry.held and not full:
             continue
         actor = entry.actor
@@ -121,16 +133,20 @@ def view(issue: Issue, viewer) -> dict:
         name = actor.display_name if actor else "系统"
         if is_resident and not full:
             name = _public_name(issue, actor.id, name)
+        # A rating's comment is the reporter's word to the staff (unchecked by WeChat): like
+        # `feedback.comment`, it is not for the public board.
+        note = entry.note if full or entry.action != "feedback" else None
         timeline.append({
-            "at": entry.at, "action": entry.action, "from_status": entry.from_status,
-            "to_status": entry.to_status, "level": entry.level, "note": entry.note, "visit": bool(entry.visit),
+            "at": iso(entry.at), "action": entry.action, "from_status": entry.from_status,
+            "to_status": entry.to_status, "level": entry.level, "note": note, "visit": bool(entry.visit),
             "consultation_id": str(entry.consultation_id) if entry.consultation_id else None,
             "actor": {"id": str(actor.id) if actor and actor.id and (full or not is_resident) else None,
                       "role": actor.role if actor else "system", "display_name": name},
         })
-    reporter = ({"id": str(issue.reporter_id), "display_name": issue.reporter_name, "anonymous": issue.anonymous}
-                if full else {"id": None, "display_name": ANONYMOUS if issue.anonymous else masked_name(issue.reporter_name),
-                              "anonymous": issue.anonymous})
+    anonymous = bool(issue.anonymous)
+    reporter = ({"id": str(issue.reporter_id), "display_name": issue.reporter_name, "anonymous": anonymous}
+                if full else {"id": None, "display_name": ANONYMOUS if anonymous else masked_name(issue.reporter_name),
+                              "anonymous": anonymous})
     resolution = issue.resolution
     return {
         "id": str(issue.id), "number": issue.number, "title": issue.title, "description": issue.description,
@@ -139,22 +155,22 @@ def view(issue: Issue, viewer) -> dict:
         "status": issue.status, "reporter": reporter,
         "contact_phone": issue.contact_phone if may_see_phone else None,
         "location": _location(issue.location), "address": issue.address,
-        "attachments": [str(a) for a in issue.attachments] if full else [],
-        "supporters_count": issue.supporters_count, "due_at": issue.due_at,
-        "overdue": is_overdue(issue, now), "supervised": issue.supervised,
+        "attachments": [str(a) for a in issue.attachments or ()] if full else [],
+        "supporters_count": issue.supporters_count or 0, "due_at": iso(issue.due_at),
+        "overdue": is_overdue(issue, now), "supervised": bool(issue.supervised),
         "consultation_id": str(issue.consultation_id) if issue.consultation_id else None,
-        "owner_unit": issue.owner_unit, "met_at": issue.met_at,
+        "owner_unit": issue.owner_unit, "met_at": iso(issue.met_at),
         "resolution": None if resolution is None else {
-            "summary": resolution.summary, "owner_unit": resolution.owner_unit, "resolved_at": resolution.resolved_at,
-            "evidence": [str(e) for e in resolution.evidence] if full else []},
+            "summary": resolution.summary, "owner_unit": resolution.owner_unit, "resolved_at": iso(resolution.resolved_at),
+            "evidence": [str(e) for e in resolution.evidence or ()] if full else []},
         "feedback": None if issue.feedback is None else {
-            "rating": issue.feedback.rating, "comment": issue.feedback.comment if full else None, "at": issue.feedback.at},
+            "rating": issue.feedback.rating, "comment": issue.feedback.comment if full else None, "at": iso(issue.feedback.at)},
         "moderation": issue.moderation if full else None,
         "duplicate_of": str(issue.duplicate_of) if issue.duplicate_of else None,
-        "reopened_count": issue.reopened_count, "escalated_count": issue.escalated_count,
-        "timeline": timeline,
-        "created_at": issue.created_at, "updated_at": issue.updated_at, "accepted_at": issue.accepted_at,
-        "first_response_at": issue.first_response_at, "closed_at": issue.closed_at,
+        "reopened_count": issue.reopened_count or 0, "escalated_count": issue.escalated_count or 0,
+        **({"timeline": timeline} if with_timeline else {}),
+        "created_at": iso(issue.created_at), "updated_at": iso(issue.updated_at), "accepted_at": iso(issue.accepted_at),
+        "first_response_at": iso(issue.first_response_at), "closed_at": iso(issue.closed_at),
         "version": issue.version,
     }
 
@@ -294,11 +310,11 @@ def transition(issue: Issue, action: str, user, *, note=None, expected_version=N
             return_document=ReturnDocument.AFTER, session=session,
         )
         if updated is not None:
-            issue = Issue._from_son(updated)
+            issue = Row(updated)
             if session is None:
                 notices.after_transition(issue, action, note, now)
             return issue
-        issue = get_or_404(Issue, issue.id)  # someone else acted first: decide again on the new state
+        issue = load(issue.id)  # someone else acted first: decide again on the new state
     raise Conflict("该议题正被他人同时处理，请稍后重试", error="concurrent_update")
 
 
@@ -494,7 +510,7 @@ def _support_state(issue_id, user) -> dict:
 # --- finding issues ----------------------------------------------------------------------------
 
 NEWEST = [("created_at", -1), ("_id", -1)]
-# The index behind each kind of list, named explicitly: plans stay predictable as data grows.
+# The index behind each kind of list (see `search` for when it is named to the planner).
 INDEX_FOR = {
     "text": [("search_terms", 1)],
     "board": [("studio_id", 1), ("on_board", 1), *NEWEST],
@@ -550,7 +566,12 @@ def search(user, board=False, mine=False, studio=None, region=None, status=None,
         index = "text"
     if conditions:
         query["$and"] = conditions
-    return Issue.objects(__raw__=query).order_by("-created_at", "-id").hint(INDEX_FOR[index])
+    # Lists show no timeline: leaving it (and the search terms) in the database keeps pages light.
+    found = Issue.objects(__raw__=query).exclude("timeline", "search_terms").order_by("-created_at", "-id")
+    # With filters beyond the index's own fields, name the index: SecantusDB's planner uses an index
+    # only when it covers every field. Without them the planner finds it and walks just its range
+    # (SecantusDB walks a hinted index whole).
+    return (found.hint(INDEX_FOR[index]) if conditions else found).as_pymongo()
 
 
 def similar(user, studio_id, title, limit=5) -> list[tuple[Issue, float]]:
@@ -564,6 +585,25 @@ def similar(user, studio_id, title, limit=5) -> list[tuple[Issue, float]]:
     scored = [(issue, text.similarity(terms, text.ngrams(issue.title))) for issue in candidates]
     scored = [(issue, round(score, 2)) for issue, score in scored if score >= 0.3]
     return sorted(scored, key=lambda pair: -pair[1])[:limit]
+
+
+def board_issues(region=None, numbers=None, categories=None, statuses=None, created_from=None, created_to=None):
+    """Public-board issues across a region subtree, newest first (for outside readers: Open311)."""
+    query: dict = {"on_board": True}
+    index = INDEX_FOR["all"]
+    if region:
+        query["region_path"] = region
+        index = INDEX_FOR["region"]
+    if numbers is not None:
+        query["number"] = {"$in": list(numbers)}
+        index = [("number", 1)]
+    if categories:
+        query["category"] = {"$in": list(categories)}
+    if statuses:
+        query["status"] = {"$in": list(statuses)}
+    if created_from or created_to:
+        query["created_at"] = {key: value for key, value in (("$gte", created_from), ("$lte", created_to)) if value}
+    return Issue.objects(__raw__=query).exclude("search_terms").order_by("-created_at", "-id").hint(index)
 
 
 # --- personal data (PIPL) ------------------------------------------------------------------------

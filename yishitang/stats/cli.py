@@ -20,9 +20,13 @@ class Operator:
     scope_region_code = None
 
 
-def report(region: str, date_from, date_to, group_by, rank, output_format: str) -> str:
+def check_region(region: str) -> None:
     if not CODE.match(region):
         raise click.BadParameter("地区代码应为 6 到 12 位数字 (6 to 12 digits)", param_hint="--region")
+
+
+def report(region: str, date_from, date_to, group_by, rank, output_format: str) -> str:
+    check_region(region)
     try:
         data = service.overview(Operator(), region=region, date_from=date_from, date_to=date_to,
                                 group_by=group_by, rank=rank)

@@ -29,15 +29,25 @@ def refresh_rollups(now: dt.datetime) -> dict:
     started = utcnow()  # every cell below is computed from reads made after this instant
     current = rollups.state()
     if current is None or current["fingerprint"] != fingerprint:
-        built = rollups.build(rollups.issues_collection().find({}, figures.ISSUE_FIELDS), tz, deadlines)
-        written = rollups.save(built, started)
-        removed = rollups.cells_collection().delete_many({"computed_at": {"$lt": started}}).deleted_count
+        # Requests do not read cells while the definitions differ (they count live), so the
+        # cells are simply replaced.
+        days = rollups.build(rollups.issues_collection().find({}, figures.ISSUE_FIELDS), tz, deadlines)
+        months = rollups.sum_months(days.values())
+        removed = written = 0
+        for collection, cells in ((rollups.days_collection(), days), (rollups.months_collection(), months)):
+            removed += collection.delete_many({}).deleted_count
+            docs = [{**cell, "computed_at": started} for cell in cells.values()]
+            for first in range(0, len(docs), 1000):
+                collection.insert_many(docs[first:first + 1000], ordered=False)
+            written += len(docs)
         mode = "rebuild"
     else:
         keys = rollups.written_since(current["watermark"], tz)
-        fresh = rollups.recompute(keys, tz, deadlines)
-        written = rollups.save(fresh, started)
-        removed = sum(1 for cell in fresh.values() if cell is None)
+        days = rollups.recompute(keys, tz, deadlines)
+        months = rollups.resum({(day[:7], studio) for day, studio in days}, days)
+        written = rollups.save(rollups.days_collection(), days, started)
+        written += rollups.save(rollups.months_collection(), months, started)
+        removed = sum(1 for cell in [*days.values(), *months.values()] if cell is None)
         mode = "incremental"
     rollups.set_state(watermark, fingerprint, now)
     summary = {"mode": mode, "cells_written": written, "cells_removed": removed, "watermark": watermark}

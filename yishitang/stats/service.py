@@ -72,7 +72,7 @@ def overview(user, region: str | None = None, date_from: dt.date | None = None, 
     group_by = group_by or default_grouping(area)
     start, end = figures.day_start(date_from, tz), figures.day_start(date_to + dt.timedelta(days=1), tz)
 
-    cells, source = _cells(area.code, date_from.isoformat(), date_to.isoformat(), start, end, tz, deadlines)
+    cells, source = _cells(area.code, date_from, date_to, start, end, tz, deadlines)
     sums: dict = defaultdict(figures.new_counters)
     totals = figures.new_counters()
     for cell in cells:
@@ -106,22 +106,32 @@ def overview(user, region: str | None = None, date_from: dt.date | None = None, 
     }
 
 
-def _cells(region_code, day_from, day_to, start, end, tz, deadlines):
-    """The cells of the region and period, current to this instant, and where they came from."""
+def _cells(region_code, date_from, date_to, start, end, tz, deadlines):
+    """The cells of the region and period, current to this instant, and where they came from:
+    month cells for whole months, day cells for the days at either end, and every day cell with
+    an issue written since the rollups' watermark recomputed from its issues."""
     current = rollups.state()
     if current is None or current["fingerprint"] != rollups.fingerprint(_settings()):
         built = rollups.live(region_code, start, end, tz, deadlines)
         return list(built.values()), {"as_of": None, "cells": len(built), "recomputed_cells": len(built)}
-    cells = rollups.stored(region_code, day_from, day_to)
-    touched = rollups.written_since(current["watermark"], tz, region_code, day_from, day_to)
+    whole, edges = rollups.split(date_from, date_to)
+    months = rollups.stored_months(region_code, *whole) if whole else {}
+    days: dict = {}
+    for first, last in edges:
+        days.update(rollups.stored_days(region_code, first, last))
+    touched = rollups.written_since(current["watermark"], tz, region_code, date_from.isoformat(), date_to.isoformat())
     fresh = rollups.recompute(touched, tz, deadlines)
+
+    def at_an_edge(day):
+        return any(first <= day <= last for first, last in edges)
+
     for key, cell in fresh.items():
-        if cell is None:
-            cells.pop(key, None)
-        else:
-            cells[key] = cell
-    return list(cells.values()), {"as_of": as_utc(current["watermark"]), "cells": len(cells),
-                                  "recomputed_cells": len(fresh)}
+        if at_an_edge(key[0]):
+            days[key] = cell
+    resummed = rollups.resum({(day[:7], studio) for day, studio in fresh if not at_an_edge(day)}, fresh)
+    months.update(resummed)
+    cells = [cell for cell in [*months.values(), *days.values()] if cell is not None]
+    return cells, {"as_of": as_utc(current["watermark"]), "cells": len(cells), "recomputed_cells": len(fresh)}
 
 
 def overdue_open(region_code: str, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> list[dict]:
@@ -143,7 +153,7 @@ def _cell_group(cell: dict, category: str, group_by: str):
         return str(cell["studio_id"])
     if group_by == "category":
         return category
-    return cell["day"][:7]
+    return cell["month"] if "month" in cell else cell["day"][:7]
 
 
 def _issue_group(issue: dict, group_by: str, tz: ZoneInfo):

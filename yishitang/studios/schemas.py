@@ -20,7 +20,7 @@ class StudioSchema(ma.Schema):
     open_hours = ma.fields.String(load_default="", validate=validate.Length(max=100))
     member_ids = ma.fields.List(ma.fields.String(), dump_only=True)
     active = ma.fields.Boolean(load_default=True)
-    distance_m = ma.fields.Float(dump_only=True, metadata={"description": "with `near` only"})
+    distance_m = ma.fields.Float(dump_only=True, allow_none=True, metadata={"description": "with `near` only"})
 
 
 class StudioPatchSchema(ma.Schema):

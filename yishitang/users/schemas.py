@@ -15,7 +15,7 @@ class UserSchema(ma.Schema):
     id = ma.fields.String()
     display_name = ma.fields.String()
     roles = ma.fields.List(ma.fields.String())
-    username = ma.fields.String(metadata={"description": "staff only"})
+    username = ma.fields.String(allow_none=True, metadata={"description": "staff only"})
     phone = ma.fields.String(allow_none=True, metadata={"description": "masked 138****5678 unless the caller is this user or an admin"})
     home_region_code = ma.fields.String(allow_none=True)
     studio_ids = ma.fields.List(ma.fields.String())
