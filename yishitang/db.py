@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import random
+import time
 
 import mongoengine as me
+import pymongo
 from bson import ObjectId
 from bson.errors import InvalidId
 from mongoengine.connection import get_db
@@ -13,6 +17,8 @@ from pymongo.uri_parser import parse_uri
 from .errors import NotFound
 
 ALIAS = "default"
+# How long a transaction may keep retrying transient errors (set from the settings at connect).
+_transaction_time_limit_s = 6.0
 
 
 def utcnow() -> dt.datetime:
@@ -21,6 +27,8 @@ def utcnow() -> dt.datetime:
 
 def connect(settings) -> None:
     """Connect mongoengine (lazily: the driver only dials on first use)."""
+    global _transaction_time_limit_s
+    _transaction_time_limit_s = max(1.0, 2 * settings.mongodb_timeout_ms / 1000)
     me.disconnect(ALIAS)
     me.connect(
         host=settings.mongodb_uri,
@@ -50,10 +58,67 @@ def ping() -> bool:
         return False
 
 
+def update_and_get(collection, query, update, key: dict, *, upsert=False, session=None) -> dict | None:
+    """What `find_one_and_update(..., return_document=AFTER)` answers, as `update_one` and then
+    `find_one` by `key` (a filter naming the one document, e.g. its `_id`).
+
+    Valid on any MongoDB; used on hot paths because SecantusDB 0.7 answers findAndModify with a
+    collection scan while both of these ride an index. The read may see a later write: callers
+    only need "at least as new as mine".
+    """
+    result = collection.update_one(query, update, upsert=upsert, session=session)
+    if result.upserted_id is not None:
+        return collection.find_one({"_id": result.upserted_id}, session=session)
+    if not result.matched_count:
+        return None
+    return collection.find_one(key, session=session)
+
+
 def run_in_transaction(write):
-    """Run `write(session)` in a multi-document transaction (retried on transient errors)."""
+    """Run `write(session)` in a multi-document transaction, retried on transient errors.
+
+    What `ClientSession.with_transaction` does, but retrying for at most twice the server
+    selection timeout instead of 120 s: when the database cannot write (primary gone, server
+    stopped mid-request) the caller gets a 503 in seconds rather than a request hanging for two
+    minutes. (A `pymongo.timeout` around `with_transaction` would bound it too, but then its
+    abort of the failed attempt has no time left and the transaction stays open on the server,
+    holding its documents.)
+    """
+    deadline = time.monotonic() + _transaction_time_limit_s
     with client().start_session() as session:
-        return session.with_transaction(write)
+        for attempt in itertools.count():
+            if attempt:
+                time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))  # conflicting writers spread out
+            session.start_transaction()
+            try:
+                result = write(session)
+                _commit(session, deadline)
+                return result
+            except BaseException as exc:
+                if session.in_transaction:
+                    session.abort_transaction()  # never raises; frees what the attempt holds
+                if not _transient(exc, "TransientTransactionError"):
+                    raise
+                if time.monotonic() >= deadline:
+                    # Still failing: a database that cannot write now, a 503 at the edge.
+                    raise pymongo.errors.NetworkTimeout(
+                        f"transaction not committed within {_transaction_time_limit_s:.0f}s: {exc}") from exc
+
+
+def _commit(session, deadline) -> None:
+    while True:
+        try:
+            session.commit_transaction()
+            return
+        except pymongo.errors.PyMongoError as exc:
+            expired = isinstance(exc, pymongo.errors.OperationFailure) and exc.code == 50
+            if expired or not _transient(exc, "UnknownTransactionCommitResult") or time.monotonic() >= deadline:
+                raise
+            # The commit may have applied or not: committing again is safe.
+
+
+def _transient(exc, label) -> bool:
+    return isinstance(exc, pymongo.errors.PyMongoError) and exc.has_error_label(label)
 
 
 def all_documents():

@@ -13,11 +13,10 @@ from functools import wraps
 
 import mongoengine as me
 from flask import current_app, request
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from .auth import current_user
-from .db import utcnow
+from .db import update_and_get, utcnow
 from .errors import RateLimited
 
 
@@ -62,9 +61,9 @@ def _increment(counter_id: str, expires_at: dt.datetime) -> int:
     collection = RateCounter._get_collection()
     for _ in range(3):
         try:
-            counter = collection.find_one_and_update(
-                {"_id": counter_id}, {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}},
-                upsert=True, return_document=ReturnDocument.AFTER)
+            counter = update_and_get(collection, {"_id": counter_id},
+                                     {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}},
+                                     {"_id": counter_id}, upsert=True)
         except DuplicateKeyError:  # two first requests of a window raced to insert; the loser counts again
             continue
         if counter is not None:

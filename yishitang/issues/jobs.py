@@ -26,11 +26,14 @@ def check_deadlines(now: dt.datetime) -> dict:
     """Unanswered past the response deadline: warn the staff once. Unresolved past the handling
     deadline: escalate one tier (at the district, warn once)."""
     done = {"warned": 0, "escalated": 0}
-    late = Issue.objects(status__in=list(OPEN), due_at__lt=now).hint([("status", 1), ("due_at", 1)])
-    for issue in late:
+    # One (status, due_at) index range per open state: the sweep reads only overdue issues.
+    late = {issue.id: issue for status in OPEN for issue in Issue.objects(status=status, due_at__lt=now)}
+    for issue in late.values():
         if issue.status in ESCALATE_FROM and issue.level != "district":
             try:
-                service.transition(issue, "escalate", None, system=True, note=SYSTEM_NOTE_ESCALATE, now=now)
+                # Only the version read here: an issue that moved meanwhile is decided on the next run.
+                service.transition(issue, "escalate", None, system=True, note=SYSTEM_NOTE_ESCALATE, now=now,
+                                   expected_version=issue.version)
                 done["escalated"] += 1
             except DomainError as exc:  # it moved meanwhile; the next run sees its new state
                 log.info("deadline escalation of %s skipped: %s", issue.number, exc.message)
@@ -49,9 +52,10 @@ def auto_close(now: dt.datetime) -> int:
     """Resolved issues the reporter did not rate within the feedback window are closed (no rating)."""
     window = dt.timedelta(days=current_app.config["SETTINGS"].feedback_window_days)
     closed = 0
-    due = Issue.objects(status="resolved", resolution__resolved_at__lte=now - window, feedback=None) \
-        .hint([("status", 1), ("resolution.resolved_at", 1)])
+    due = Issue.objects(status="resolved", resolution__resolved_at__lte=now - window)  # one index range
     for issue in due:
+        if issue.feedback is not None:  # rated meanwhile: the transition below would refuse anyway
+            continue
         try:
             service.transition(issue, "close", None, system=True, note=SYSTEM_NOTE_CLOSE, now=now)
             closed += 1

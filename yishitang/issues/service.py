@@ -304,11 +304,9 @@ def transition(issue: Issue, action: str, user, *, note=None, expected_version=N
         changes["on_board"] = _on_board(to_status, changes.get("moderation", issue.moderation),
                                         changes.get("duplicate_of", issue.duplicate_of))
         increments = {"version": 1, **changes.pop("$inc", {})}
-        updated = Issue._get_collection().find_one_and_update(
-            {"_id": issue.id, "version": issue.version, "status": issue.status},
-            {"$set": changes, "$inc": increments, "$push": {"timeline": entry}},
-            return_document=ReturnDocument.AFTER, session=session,
-        )
+        updated = db.update_and_get(
+            Issue._get_collection(), {"_id": issue.id, "version": issue.version, "status": issue.status},
+            {"$set": changes, "$inc": increments, "$push": {"timeline": entry}}, {"_id": issue.id}, session=session)
         if updated is not None:
             issue = Row(updated)
             if session is None:

@@ -10,8 +10,8 @@ import datetime as dt
 import logging
 
 from flask import current_app
-from pymongo import ReturnDocument
 
+from ..db import update_and_get
 from ..users.models import User
 from ..wechat import WeChatError, WeChatUnavailable
 from .models import Notification
@@ -23,17 +23,24 @@ RETRY_BASE = dt.timedelta(seconds=30)  # 30 s, 1 min, 2 min, 4 min between attem
 NO_GRANT = 43101
 
 
-def _claim(now):
+def _due(now, limit):
+    """Ids of items due for sending, oldest first; each $or branch is one index range."""
     due = {"$or": [
         {"delivery.state": "pending", "delivery.next_attempt_at": {"$lte": now}},
         {"delivery.state": "sending", "delivery.lease_until": {"$lt": now}},  # a sender died mid-send
     ]}
-    return Notification._get_collection().find_one_and_update(
-        due,
+    return Notification._get_collection().find(due, {"delivery": 1}).sort("delivery.next_attempt_at", 1).limit(limit)
+
+
+def _claim(item, now):
+    """Take the item with one conditional update on what we read: of two senders only one wins."""
+    state = item["delivery"]["state"]
+    guard = ({"delivery.state": "pending"} if state == "pending"
+             else {"delivery.state": "sending", "delivery.lease_until": item["delivery"].get("lease_until")})
+    return update_and_get(
+        Notification._get_collection(), {"_id": item["_id"], **guard},
         {"$set": {"delivery.state": "sending", "delivery.lease_until": now + LEASE, "updated_at": now},
-         "$inc": {"delivery.attempts": 1}},
-        sort=[("delivery.next_attempt_at", 1)], return_document=ReturnDocument.AFTER,
-    )
+         "$inc": {"delivery.attempts": 1}}, {"_id": item["_id"]})
 
 
 def _settle(item, now, state, error=None, retry_at=None):
@@ -52,10 +59,10 @@ def send_outbox(now: dt.datetime, batch: int = 100) -> dict:
     settings = current_app.config["SETTINGS"]
     client = current_app.extensions["wechat"]
     outcome: dict[str, int] = {}
-    for _ in range(batch):
-        item = _claim(now)
-        if item is None:
-            break
+    for candidate in list(_due(now, batch)):
+        item = _claim(candidate, now)
+        if item is None:  # another sender took it
+            continue
         state = _deliver(item, now, settings, client)
         outcome[state] = outcome.get(state, 0) + 1
     return outcome

@@ -24,7 +24,8 @@ class Notification(BaseDocument):
         "indexes": [
             {"fields": ["user_id", "-created_at"]},
             {"fields": ["user_id", "read_at", "-created_at"]},
-            {"fields": ["delivery.state", "delivery.next_attempt_at"]},
+            {"fields": ["delivery.state", "delivery.next_attempt_at"]},  # the sender's due items
+            {"fields": ["delivery.state", "delivery.lease_until"]},  # and those a dead sender left
             # The idempotency stamp of timed work: a rerun never notifies twice.
             {"fields": ["dedupe_key"], "unique": True, "sparse": True},
         ],

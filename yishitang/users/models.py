@@ -13,7 +13,8 @@ class User(BaseDocument):
         "indexes": [
             {"fields": ["openid"], "unique": True, "sparse": True},
             {"fields": ["username"], "unique": True, "sparse": True},
-            {"fields": ["studio_ids"]},  # a studio's members
+            {"fields": ["studio_ids", "roles", "active"]},  # a studio's members
+            {"fields": ["scope_region_code", "roles", "active"]},  # a tier's coordinators
             {"fields": ["region_codes", "roles"]},  # admin lists by region subtree
             {"fields": ["roles", "display_name"]},
         ],

@@ -7,11 +7,11 @@ import re
 from bson import ObjectId
 from flask import current_app
 from mongoengine import NotUniqueError
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..auth import has_role
+from .. import db
 from ..db import get_or_404, object_id, utcnow
 from ..errors import Conflict, DomainError, Forbidden, InvalidInput, Unauthorized, UpstreamUnavailable
 from ..regions import service as regions
@@ -88,11 +88,10 @@ def _resident_for(openid: str, unionid: str | None) -> User:
     collection = User._get_collection()
     for _ in range(2):  # a concurrent first login may win the insert; then we read its document
         try:
-            raw = collection.find_one_and_update(
-                {"openid": openid},
+            raw = db.update_and_get(
+                collection, {"openid": openid},
                 {"$setOnInsert": on_insert, "$set": {"updated_at": now, **({"unionid": unionid} if unionid else {})}},
-                upsert=True, return_document=ReturnDocument.AFTER,
-            )
+                {"openid": openid}, upsert=True)
             return User._from_son(raw)
         except DuplicateKeyError:
             continue

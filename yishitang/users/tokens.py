@@ -16,6 +16,7 @@ import jwt
 from flask import current_app
 
 from ..auth import ALGORITHM
+from .. import db
 from ..db import utcnow
 from ..errors import Unauthorized
 from .models import RefreshToken, User
@@ -65,15 +66,16 @@ def rotate(refresh: str) -> dict:
     """Trade a refresh token for a new pair; a reused one revokes its family."""
     now = utcnow()
     digest = _digest(refresh)
-    claimed = RefreshToken.objects(
-        id=digest, used_at=None, revoked_at=None, expires_at__gt=now
-    ).modify(set__used_at=now, new=True)
+    claimed = db.update_and_get(  # one conditional update: of two concurrent refreshes one wins
+        RefreshToken._get_collection(), {"_id": digest, "used_at": None, "revoked_at": None, "expires_at": {"$gt": now}},
+        {"$set": {"used_at": now}}, {"_id": digest})
     if claimed is None:
         known = RefreshToken.objects(id=digest).first()
         if known is not None and (known.used_at or known.revoked_at):
             revoke_family(known.family)
             raise Unauthorized("登录凭证已失效，请重新登录", error="refresh_token_reused")
         raise Unauthorized("登录凭证无效或已过期，请重新登录", error="invalid_refresh_token")
+    claimed = RefreshToken._from_son(claimed)
     user = User.objects(id=claimed.user_id).first()
     if user is None or not user.active or user.token_version != claimed.token_version:
         revoke_family(claimed.family)
