@@ -73,6 +73,8 @@ def paginate(query, pagination_parameters):
         pagination_parameters.item_count = len(query)
         return query[first:first + size]
     pagination_parameters.item_count = query.count()
+    if first >= pagination_parameters.item_count:
+        return []  # past the last page, however far (a skip beyond 64 bits would not even encode)
     return query.skip(first).limit(size)
 
 

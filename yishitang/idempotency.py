@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from functools import wraps
 
 import mongoengine as me
@@ -19,8 +20,12 @@ from .auth import current_user
 from .db import utcnow
 from .errors import Conflict, InvalidInput
 
+log = logging.getLogger(__name__)
 HEADER = "Idempotency-Key"
 TTL = dt.timedelta(hours=24)
+# A claim without a stored answer older than this belongs to a request that died (or whose release
+# the database could not take): no request runs this long, so a retry may take the key over.
+CLAIM_LEASE = dt.timedelta(minutes=1)
 
 
 class IdempotencyRecord(me.Document):
@@ -61,6 +66,15 @@ def _replay(record: IdempotencyRecord):
 KEPT_HEADERS = ("ETag", "Location", "X-Pagination")
 
 
+def _release(record: IdempotencyRecord) -> None:
+    """Give the key back after a failed request; if the database cannot take even that, the
+    claim lapses after CLAIM_LEASE, and the request's own error is the one the caller sees."""
+    try:
+        record.delete()
+    except Exception:
+        log.warning("could not release Idempotency-Key claim %s; it lapses in %s", record.id, CLAIM_LEASE)
+
+
 def idempotent(view):
     """Decorate a write (outside its response serialisation, inside authentication)."""
 
@@ -78,9 +92,14 @@ def idempotent(view):
             record.save(force_insert=True)
         except (DuplicateKeyError, me.NotUniqueError):
             earlier = IdempotencyRecord.objects(user_id=user.id, key=key).first()
-            if earlier is None or earlier.created_at.replace(tzinfo=dt.timezone.utc) < since:
+            claimed_at = earlier.created_at.replace(tzinfo=dt.timezone.utc) if earlier else None
+            if earlier is None or claimed_at < since:
                 # Expired but not yet swept by the TTL monitor: start afresh.
                 IdempotencyRecord.objects(user_id=user.id, key=key).delete()
+                return wrapper(*args, **kwargs)
+            if earlier.status is None and claimed_at < utcnow() - CLAIM_LEASE:
+                # The request that claimed it never finished: take it over (once, if two retries race).
+                IdempotencyRecord.objects(id=earlier.id, status=None).delete()
                 return wrapper(*args, **kwargs)
             if earlier.fingerprint != fingerprint:
                 raise Conflict("该 Idempotency-Key 已用于另一个请求", error="idempotency_key_reused")
@@ -91,10 +110,10 @@ def idempotent(view):
         try:
             response = view(*args, **kwargs)
         except BaseException:
-            record.delete()  # the retry must be able to run for real
+            _release(record)  # the retry must be able to run for real
             raise
         if response.status_code >= 500:
-            record.delete()
+            _release(record)
             return response
         record.update(
             set__status=response.status_code,

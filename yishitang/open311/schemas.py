@@ -99,7 +99,8 @@ class RequestQuerySchema(JurisdictionSchema):
     end_date = W3DateTime()
     status = CommaList(ma.fields.String(validate=validate.OneOf(("open", "closed"), error="应为 open 或 closed")),
                        max_items=2)
-    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, error="应为不小于 1 的整数"),
+    # Bounded: a page number past 64 bits once reached the database as a skip and failed (500).
+    page = ma.fields.Integer(load_default=1, validate=validate.Range(1, 100_000, error="应在 1 到 100000 之间"),
                              error_messages={"invalid": "应为整数"})
     page_size = ma.fields.Integer(load_default=MAX_PAGE_SIZE,
                                   validate=validate.Range(1, MAX_PAGE_SIZE, error=f"应在 1 到 {MAX_PAGE_SIZE} 之间"),

@@ -1,0 +1,185 @@
+"""Schemathesis against the served OpenAPI contract: generated requests, valid and invalid, as every role.
+
+One test per operation of the spec. Each runs a bounded, derandomized Hypothesis search
+(`EXAMPLES` cases, positive and negative data mixed, callers drawn from every role, path and
+body ids drawn half the time from a small real world so that requests get past 404) and checks
+every answer: never a 5xx, the status explicitly documented for the operation (the catch-all
+`default` does not count), the documented content type, the response body valid against its
+schema, invalid data refused with a 4xx, X-Pagination well formed, and every error in the one
+error shape. Run `pytest tests/test_fuzz.py -s -p no:xdist` to see how many cases each ran.
+
+Below that: what the fuzzer found (pages far past the end), and hostile uploads.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
+                                               response_schema_conformance, status_code_conformance)
+
+from tests.test_authz_matrix import ROLES, TRACKER, _built, restore, world  # noqa: F401  (the world fixture)
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = json.loads((ROOT / "schemas" / "openapi.json").read_text(encoding="utf-8"))
+METHODS = ("get", "put", "post", "delete", "patch")
+OPERATIONS = sorted((method.upper(), path) for path, ops in SPEC["paths"].items() for method in ops if method in METHODS)
+EXAMPLES = 20  # per operation; about 50 operations, so ~1000 cases in well under a minute on two cores
+# Not schemathesis' response_headers_conformance: flask-smorest documents X-Pagination as an object
+# schema, which OpenAPI would serialise "simple" style (total,3,...); it is JSON, checked below.
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          negative_data_rejection]
+
+
+def explicitly_documented(response, operation) -> None:
+    """The status is one the operation lists itself: `default` is there for 503 and would hide anything."""
+    documented = set(operation.definition.raw["responses"])
+    assert str(response.status_code) in documented or response.status_code == 503, (
+        f"{operation.label}: {response.status_code} is not documented (documented: {sorted(documented)})")
+
+
+def pagination_header(response, operation) -> None:
+    documented = operation.definition.raw["responses"].get(str(response.status_code), {}).get("headers", {})
+    sent = {name.lower(): values[0] for name, values in response.headers.items()}
+    if "X-Pagination" in documented:
+        assert "x-pagination" in sent, operation.label
+    if "x-pagination" in sent:
+        meta = json.loads(sent["x-pagination"])
+        assert isinstance(meta["total"], int) and isinstance(meta["total_pages"], int), meta
+
+
+def one_error_shape(response) -> None:
+    if response.status_code >= 400:
+        body = json.loads(response.content)
+        assert body["code"] == response.status_code and re.fullmatch(r"[a-z0-9_]+", body["error"]), body
+        assert re.search(r"[\u4e00-\u9fff]", body["message"]), body
+
+
+_schemas: dict = {}
+
+
+def served_schema(app, client):
+    """The spec as the app serves it, loaded once per process. The operations to test are read from
+    schemas/openapi.json at collection; tests/test_app.py checks that the two are the same."""
+    if "schema" not in _schemas:
+        served = client.get("/openapi.json").get_json()
+        schema = schemathesis.openapi.from_dict(served)
+        schema.app = app
+        _schemas["schema"] = schema
+    return _schemas["schema"]
+
+
+def known_ids(world) -> dict[str, list[str]]:
+    """Real values for path parameters, query filters and body fields, by name."""
+    ids, people = world.ids, world.people
+    users = [str(u.id) for u in people.values() if u is not None]
+    return {
+        "issue_id": [ids[k] for k in ("issue", "far", "resolved", "board")],
+        "file_id": [ids[k] for k in ("file", "board_file", "loose")],
+        "consultation_id": [ids["session"], ids["far_session"]],
+        "notification_id": [ids["note"]],
+        "studio_id": [ids["xingfu"], ids["liushu"]], "studio": [ids["xingfu"], ids["liushu"]],
+        "user_id": users, "host_member_id": [str(people["member"].id), str(people["other_member"].id)],
+        "code": ["211104", "211104001", "211104001001"], "region": ["211104", "211104001", "211104002"],
+        "region_code": ["211104001001", "211104002001"], "parent_code": ["211104", "211104001"],
+        "home_region_code": ["211104001001"], "scope_region_code": ["211104", "211104002"],
+        "member_ids": [[str(people["member"].id)]], "invitee_ids": [users[:2]],
+        "attachments": [[ids["loose"]]], "issue_ids": [[ids["issue"]]], "studio_ids": [[ids["xingfu"]]],
+    }
+
+
+@pytest.mark.parametrize("method, path", OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_operation_conforms_to_the_contract(method, path, app, client, db, world, login):
+    operation = served_schema(app, client)[path][method]
+    tokens = {role: login(user) if user is not None else {} for role, user in world.people.items()}
+    TRACKER.written.clear()
+    known = known_ids(world)
+    cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
+    ran = []
+
+    @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck), print_blob=False)
+    @given(case=cases, role=st.sampled_from(ROLES), data=st.data())
+    def run(case, role, data):
+        positive = case.meta is None or case.meta.generation.mode.is_positive
+        headers = dict(tokens[role])
+        if not positive and "Authorization" not in (case.headers or {}):
+            headers = {}  # the negative case is the missing token itself
+        for name in list(case.path_parameters or {}) if positive else ():
+            if name in known and data.draw(st.booleans(), label=f"real {name}"):
+                case.path_parameters[name] = data.draw(st.sampled_from(known[name]))
+        for where in (case.query, case.body) if positive else ():
+            if isinstance(where, dict):
+                for name in list(where):
+                    if name in known and data.draw(st.booleans(), label=f"real {name}"):
+                        where[name] = data.draw(st.sampled_from(known[name]))
+        response = case.call(headers=headers)
+        ran.append(response.status_code)
+        try:
+            case.validate_response(response, checks=CHECKS)
+            explicitly_documented(response, operation)
+            pagination_header(response, operation)
+            one_error_shape(response)
+        finally:
+            if TRACKER.written:
+                restore(db, _built["snapshot"], only=sorted(TRACKER.written))
+
+    run()
+    print(f"fuzz cases run: {len(ran)} {method} {path}")  # shown with -s; summed for the figures
+    assert len(ran) >= EXAMPLES // 2, f"only {len(ran)} cases ran"
+
+
+@pytest.mark.parametrize("url", ["/api/v1/regions", "/api/v1/issues", "/api/v1/notifications"])
+def test_a_page_far_past_the_end_is_empty_not_a_500(client, login, people, url):
+    """Found by the fuzzer: `page=2028534430515380480` made a skip MongoDB cannot encode."""
+    response = client.get(url, query_string={"page": 2**61, "page_size": 100}, headers=login(people["admin"]))
+    assert response.status_code == 200 and response.get_json() == []
+    assert json.loads(response.headers["X-Pagination"])["total"] >= 0
+
+
+def test_open311_page_numbers_are_bounded(client):
+    response = client.get("/open311/v2/requests.json", query_string={"page": 2**61})
+    assert response.status_code == 400 and "page" in response.get_data(as_text=True)
+    assert client.get("/open311/v2/requests.json", query_string={"page": 100_000}).get_json() == []
+
+
+# --- hostile uploads: nothing a browser would run is ever served --------------------------------------
+
+POLYGLOTS = {
+    # Bytes a browser would run, named and declared as a photo.
+    "html": (b"<!DOCTYPE html><script>fetch('/api/v1/me')</script>", 415),
+    "svg": (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', 415),
+    "javascript": (b"alert(document.cookie)//", 415),
+    "html-with-bom": (b"\xef\xbb\xbf<html><body onload=alert(1)>", 415),
+    # A real JPEG start with HTML after it: stored, but only ever served as image/jpeg, unsniffable, sandboxed.
+    "jpeg-then-html": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00<html><script>alert(1)</script></html>", 201),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POLYGLOTS))
+def test_uploads_are_never_served_as_something_a_browser_runs(client, login, people, name):
+    from yishitang.files.models import CONTENT_TYPES
+
+    data, expected = POLYGLOTS[name]
+    headers = login(people["resident"])
+    response = client.post("/api/v1/files", headers=headers, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(data), "photo.jpg", "image/jpeg")})
+    assert response.status_code == expected, response.get_json()
+    if expected != 201:
+        assert response.get_json()["error"] == "unsupported_file_type"
+        return
+    served = client.get(f"/api/v1/files/{response.get_json()['id']}", headers=headers)
+    assert served.status_code == 200 and served.mimetype in CONTENT_TYPES and served.mimetype == "image/jpeg"
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    csp = served.headers["Content-Security-Policy"]
+    assert "sandbox" in csp and "default-src 'none'" in csp
+    assert served.headers["Content-Disposition"].startswith(("inline", "attachment"))
