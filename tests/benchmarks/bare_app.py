@@ -55,8 +55,9 @@ def queue():
     user = caller()
     page, size = int(request.args.get("page", 1)), int(request.args.get("page_size", 20))
     query = {"studio_id": {"$in": user["studio_ids"]}}
-    total = db.issues.count_documents(query, hint=[("studio_id", 1), *NEWEST])
-    found = db.issues.find(query).sort(NEWEST).hint([("studio_id", 1), *NEWEST]).skip((page - 1) * size).limit(size)
+    # The planner picks the (studio_id, created_at, _id) index, as it does for the app's query.
+    total = db.issues.count_documents(query)
+    found = db.issues.find(query, {"timeline": 0, "search_terms": 0}).sort(NEWEST).skip((page - 1) * size).limit(size)
     return jsonify(items=[plain(i) for i in found], total=total)
 
 
@@ -101,9 +102,10 @@ def action(issue_id):
     issue = db.issues.find_one({"_id": ObjectId(issue_id)})
     now = dt.datetime.now(dt.timezone.utc)
     entry = {"at": now, "action": "comment", "actor": {"id": user["_id"], "role": "member"}, "note": request.get_json()["note"]}
-    updated = db.issues.find_one_and_update({"_id": issue["_id"], "version": issue["version"]},
-                                            {"$push": {"timeline": entry}, "$inc": {"version": 1}, "$set": {"updated_at": now}},
-                                            return_document=pymongo.ReturnDocument.AFTER)
+    # update_one + find_one, as the app does (SecantusDB 0.7 scans the collection for findAndModify).
+    db.issues.update_one({"_id": issue["_id"], "version": issue["version"]},
+                         {"$push": {"timeline": entry}, "$inc": {"version": 1}, "$set": {"updated_at": now}})
+    updated = db.issues.find_one({"_id": issue["_id"]})
     return jsonify(plain(updated))
 
 
