@@ -7,6 +7,7 @@ from functools import wraps
 
 import flask_smorest
 import marshmallow as ma
+from flask import request
 
 from . import auth, errors
 
@@ -64,6 +65,18 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 DEFAULT_ERROR = "DEFAULT_ERROR"
+
+
+def expected_version():
+    """`If-Match: "7"` -> 7 (the resource's version, as its ETag says); a value that names no
+    version of ours is simply stale (412)."""
+    value = request.headers.get("If-Match")
+    if value is None or value.strip() == "*":
+        return None
+    try:
+        return int(value.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        raise errors.PreconditionFailed() from None
 
 
 def paginate(query, pagination_parameters):

@@ -1,9 +1,8 @@
-from flask import current_app, request
+from flask import current_app
 from flask.views import MethodView
 
-from ..api import Blueprint, paginate
+from ..api import Blueprint, expected_version, paginate
 from ..auth import ROLES, STAFF_ROLES, current_user
-from ..errors import PreconditionFailed
 from ..idempotency import describe as idempotency_header
 from ..idempotency import idempotent
 from . import service
@@ -35,17 +34,6 @@ Decisions where the contract is silent:
 blp = Blueprint("consultations", __name__, url_prefix="/api/v1/consultations", description=DESCRIPTION)
 
 ERROR = "DEFAULT_ERROR"
-
-
-def expected_version():
-    """`If-Match: "7"` -> 7; a value that names no version of ours is simply stale (412)."""
-    value = request.headers.get("If-Match")
-    if value is None or value.strip() == "*":
-        return None
-    try:
-        return int(value.strip().removeprefix("W/").strip('"'))
-    except ValueError:
-        raise PreconditionFailed() from None
 
 
 def with_etag(consultation, status=200):

@@ -1,10 +1,9 @@
 from flask import request
 from flask.views import MethodView
 
-from ..api import Blueprint, paginate
+from ..api import Blueprint, expected_version, paginate
 from ..auth import ROLES, current_user
 from ..db import Row
-from ..errors import PreconditionFailed
 from ..idempotency import describe as idempotency_header
 from ..idempotency import idempotent
 from ..ratelimit import limited
@@ -14,17 +13,6 @@ from .schemas import (ActionSchema, FeedbackCreateSchema, IssueCreateSchema, Iss
                       SimilarIssueSchema, SimilarQuerySchema, SupportStateSchema)
 
 blp = Blueprint("issues", __name__, url_prefix="/api/v1/issues", description="民生议题：提出、受理、上报、办结、评价")
-
-
-def expected_version():
-    """`If-Match: "7"` -> 7; a value that names no version of ours is simply stale (412)."""
-    value = request.headers.get("If-Match")
-    if value is None or value.strip() == "*":
-        return None
-    try:
-        return int(value.strip().removeprefix("W/").strip('"'))
-    except ValueError:
-        raise PreconditionFailed() from None
 
 
 def with_etag(issue, status=200):

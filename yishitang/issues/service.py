@@ -16,7 +16,7 @@ from pymongo import ReturnDocument
 
 from .. import db
 from ..auth import has_role
-from ..db import Row, get_or_404, iso, object_id, utcnow
+from ..db import Row, iso, object_id, utcnow
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from ..files import service as files
 from ..studios import service as studios
