@@ -52,29 +52,20 @@ class Job:
 
 def jobs() -> list[Job]:
     """Each feature's timed work, next to the feature; all take `now`."""
+    from .consultations import jobs as consultation_jobs
+    from .files import jobs as file_jobs
     from .issues import jobs as issue_jobs
     from .notifications import jobs as notification_jobs
-    from .files import jobs as file_jobs
+    from .stats import jobs as stats_jobs
 
-    found = [
+    return [
         Job("send_outbox", 5, notification_jobs.send_outbox),
+        Job("consultation_reminders", 60, consultation_jobs.send_reminders),
         Job("issue_deadlines", 300, issue_jobs.check_deadlines),
+        Job("stats_rollup", 600, stats_jobs.refresh_rollups),
         Job("auto_close", 3600, issue_jobs.auto_close),
         Job("purge_unattached_uploads", 3600, file_jobs.purge_unattached),
     ]
-    try:
-        from .consultations import jobs as consultation_jobs
-
-        found.append(Job("consultation_reminders", 60, consultation_jobs.send_reminders))
-    except ImportError:  # pragma: no cover - consultations not installed
-        pass
-    try:
-        from .stats import jobs as stats_jobs
-
-        found.append(Job("stats_rollup", 600, stats_jobs.refresh_rollups))
-    except ImportError:  # pragma: no cover
-        pass
-    return found
 
 
 def run_once(app, job: Job, now: dt.datetime | None = None) -> bool:

@@ -1,7 +1,7 @@
 from flask import current_app
 from flask.views import MethodView
 
-from ..api import Blueprint, expected_version, paginate
+from ..api import DEFAULT_ERROR, Blueprint, expected_version, paginate
 from ..auth import ROLES, STAFF_ROLES, current_user
 from ..idempotency import describe as idempotency_header
 from ..idempotency import idempotent
@@ -33,7 +33,7 @@ Decisions where the contract is silent:
 
 blp = Blueprint("consultations", __name__, url_prefix="/api/v1/consultations", description=DESCRIPTION)
 
-ERROR = "DEFAULT_ERROR"
+ERROR = DEFAULT_ERROR
 
 
 def with_etag(consultation, status=200):
