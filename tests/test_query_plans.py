@@ -65,11 +65,16 @@ def test_hot_queries_use_indexes(app, db, people, district, client, login):
     assert_indexed(db.issues, {"studio_id": studio, "on_board": True}, newest)  # the public board
     assert_indexed(db.issues, {"search_terms": "充电"})
 
-    # stats: rollup cells, writes since the watermark, open issues past their deadline
+    # stats: region and studio cells over a period, writes since the watermark, a region cell's
+    # studio cells, a studio's issues (the rebuild)
+    assert_indexed(db.stats_region_cells, {"parent_code": "211104", "grain": "month", "period": {"$gte": "2026-01", "$lte": "2026-12"}})
+    assert_indexed(db.stats_region_cells, {"region_code": "211104", "grain": "day", "period": {"$gte": "2026-01-01", "$lte": "2026-01-31"}})
     assert_indexed(db.stats_cells, {"region_path": "211104", "day": {"$gte": "2026-01-01", "$lte": "2026-01-31"}})
     assert_indexed(db.stats_month_cells, {"region_path": "211104", "month": {"$gte": "2026-01", "$lte": "2026-12"}})
+    assert_indexed(db.stats_month_cells, {"region_path": "211104", "month": "2026-01"})
     assert_indexed(db.issues, {"updated_at": {"$gt": NOW}})
-    assert_indexed(db.issues, {"status": "accepted", "due_at": {"$lt": NOW}})
+    assert_indexed(db.issues, {"studio_id": studio})
+    assert_indexed(db.issues, {"status": "accepted", "due_at": {"$lt": NOW}})  # deadline warnings, escalation
 
     # the scheduler's sweeps and the sender
     assert_indexed(db.issues, {"status": "resolved", "resolution.resolved_at": {"$lte": NOW}})

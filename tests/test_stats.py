@@ -197,6 +197,38 @@ def test_an_issue_still_inside_its_response_deadline_is_pending(client, login, p
     check(body["totals"], received=2, response_pending=1, response_base=1, responded_in_time=0, response_rate=0.0)
 
 
+def test_a_deadline_that_passes_between_job_runs_is_compacted_and_still_counted(
+        app, client, login, people, story, district, monkeypatch):
+    """The job lists a deadline still ahead; once it has passed, the next run counts it as passed
+    and clears the list, and the figures read the same before and after."""
+    from yishitang.db import utcnow
+    from yishitang.stats import jobs, rollups, service
+
+    now = utcnow()
+    story("xingfu", now - dt.timedelta(hours=2))  # unanswered: response due in 70 hours, open: due too
+    with app.app_context():
+        jobs.refresh_rollups(now)
+    [stored] = list(rollups.days_collection().find({}))
+    assert stored["next_due"] is not None
+    assert [len(c["unanswered_due"]) for c in stored["by_category"].values()] == [1]
+
+    later = now + 4 * DAYS
+    with app.test_request_context():
+        before = service.overview(people["admin"], now=later)["totals"]
+    monkeypatch.setattr(rollups, "utcnow", lambda: later)
+    with app.app_context():
+        assert jobs.refresh_rollups(later)["cells_written"] >= 1
+    [stored] = list(rollups.days_collection().find({}))
+    counters = next(iter(stored["by_category"].values()))
+    assert stored["next_due"] is None and counters["unanswered_due"] == counters["open_due"] == []
+    assert counters["unanswered_passed"] == counters["open_passed"] == 1
+    with app.test_request_context():
+        after = service.overview(people["admin"], now=later)
+    assert after["totals"] == before
+    assert after["rollup"]["recomputed_cells"] == 0
+    assert (after["totals"]["response_pending"], after["totals"]["response_base"], after["totals"]["overdue_open"]) == (0, 1, 1)
+
+
 def test_rates_are_null_without_a_denominator(client, login, people, district):
     body = overview(client, login, people["admin"], **PERIOD)
     check(body["totals"], received=0, response_rate=None, meeting_rate=None, closure_rate=None,
@@ -369,11 +401,14 @@ def reference(issues: list[dict], region: str, day_from: dt.date, day_to: dt.dat
             if given:
                 ratings.append(i["feedback"]["rating"] if given[-1]["to_status"] == "closed" else "unsatisfied")
         good = sum(1 for r in ratings if r in ("satisfied", "basically_satisfied"))
-        durations = [(utc(i["closed_at"]) - utc(i["created_at"])).total_seconds() / 86400 for i in closed]
+        # Durations in the documented steps: tenths of a day below 10 days, halves below 60, whole
+        # days beyond, each counted as its step's start (in tenths of a day).
+        tenths = [(utc(i["closed_at"]) - utc(i["created_at"])) * 10 // DAYS for i in closed]
+        steps = [t if t < 100 else t - t % 5 if t < 600 else t - t % 10 for t in tenths]
         from decimal import ROUND_HALF_UP, Decimal
 
-        median = (float(Decimal(str(statistics.median(durations))).quantize(Decimal("0.1"), ROUND_HALF_UP))
-                  if durations else None)
+        median = (float((Decimal(str(statistics.median(steps))) / 10).quantize(Decimal("0.1"), ROUND_HALF_UP))
+                  if steps else None)
         overdue = [i for i in members if i["status"] in ("submitted", "accepted", "scheduled", "consulted", "in_progress")
                    and i.get("due_at") is not None and utc(i["due_at"]) < now]
 
@@ -440,7 +475,10 @@ def test_rollups_equal_a_count_from_scratch_before_and_after_the_job_and_late_ev
     cases = [("211199", today - 200 * DAYS, today, "township"), ("211199", today - 90 * DAYS, today - 10 * DAYS, "studio"),
              ("211199", *whole_months, "month"), ("211199001", whole_months[0], whole_months[0] + 27 * DAYS, "studio"),
              ("211199002", today - 120 * DAYS, today, "month"), ("211199001", today - 200 * DAYS, today, "category"),
-             ("211199003001", today - 60 * DAYS, today - 30 * DAYS, "studio"), ("211199", today - 1 * DAYS, today, "category")]
+             ("211199003001", today - 60 * DAYS, today - 30 * DAYS, "studio"), ("211199", today - 1 * DAYS, today, "category"),
+             # whole years (read as year cells), alone and after months
+             ("211199", dt.date(today.year, 1, 1), today, "township"), ("211199002", dt.date(today.year - 1, 1, 1), today, "category"),
+             ("211199", dt.date(today.year - 1, 6, 1), today, "month")]
 
     def compare(expect_source):
         now = utcnow()
@@ -500,10 +538,10 @@ def test_rollups_equal_a_count_from_scratch_before_and_after_the_job_and_late_ev
 
 
 def snapshot() -> dict:
-    from yishitang.stats.models import MonthCell, RollupCell
+    from yishitang.stats.models import MonthCell, RegionCell, RollupCell
 
     return {(cls.__name__, doc["_id"]): {k: v for k, v in doc.items() if k != "computed_at"}
-            for cls in (RollupCell, MonthCell) for doc in cls._get_collection().find({})}
+            for cls in (RollupCell, MonthCell, RegionCell) for doc in cls._get_collection().find({})}
 
 
 @pytest.mark.parametrize("first, last, whole, edges", [
@@ -519,6 +557,23 @@ def test_a_period_is_read_as_whole_months_and_the_days_at_its_ends(first, last, 
     from yishitang.stats.rollups import split
 
     assert split(dt.date.fromisoformat(first), dt.date.fromisoformat(last)) == (whole, edges)
+
+
+@pytest.mark.parametrize("first, last, years, ranges", [
+    ("2026-01-01", "2026-11-27", True, [("year", "2026", "2026")]),  # to today: the whole year so far
+    ("2026-01-01", "2026-11-27", False, [("month", "2026-01", "2026-11")]),
+    ("2025-03-15", "2026-11-27", True, [("year", "2026", "2026"), ("month", "2025-04", "2025-12"),
+                                        ("day", "2025-03-15", "2025-03-31")]),
+    ("2024-01-01", "2025-12-31", True, [("year", "2024", "2025")]),
+    ("2025-01-01", "2025-06-10", True, [("month", "2025-01", "2025-05"), ("day", "2025-06-01", "2025-06-10")]),
+    ("2026-11-03", "2026-11-27", True, [("day", "2026-11-03", "2026-11-30")]),
+])
+def test_a_period_is_read_in_the_fewest_cells(first, last, years, ranges):
+    from yishitang.stats.rollups import covering, periods
+
+    got = periods(dt.date.fromisoformat(first), dt.date.fromisoformat(last), dt.date(2026, 11, 27), years=years)
+    assert got == ranges
+    assert covering(got, first) is not None
 
 
 def test_changed_definitions_go_live_until_the_job_rebuilds(app, client, login, people, known, monkeypatch):
@@ -550,10 +605,13 @@ def test_queries_behind_the_figures_walk_an_index_range(app, known, db):
                                                            "created_at": {"$gte": day, "$lt": day + DAYS}}),
         "region_path_1_created_at_-1__id_-1": db.issues.find({"region_path": "211104",
                                                              "created_at": {"$gte": day, "$lt": day + DAYS}}),
-        "status_1_due_at_1": db.issues.find({"status": "accepted", "due_at": {"$lt": utcnow()}}),
         "region_path_1_day_1": db.stats_cells.find({"region_path": "211104", "day": {"$gte": "2026-03-01", "$lte": "2026-03-31"}}),
         "studio_id_1_day_1": db.stats_cells.find({"studio_id": known["A"].studio_id, "day": {"$gte": "2026-03-01", "$lte": "2026-03-31"}}),
         "region_path_1_month_1": db.stats_month_cells.find({"region_path": "211104", "month": {"$gte": "2026-01", "$lte": "2026-12"}}),
+        "parent_code_1_grain_1_period_1": db.stats_region_cells.find(
+            {"parent_code": "211104", "grain": "month", "period": {"$gte": "2026-01", "$lte": "2026-12"}}),
+        "region_code_1_grain_1_period_1": db.stats_region_cells.find(
+            {"region_code": "211104", "grain": "day", "period": {"$gte": "2026-03-01", "$lte": "2026-03-31"}}),
     }
     for index, cursor in plans.items():
         plan = cursor.explain()["queryPlanner"]["winningPlan"]

@@ -111,25 +111,24 @@ def action(issue_id):
 
 @app.get("/bare/stats")
 def stats():
-    """The rollup reads of the real route: month cells, edge day cells, writes since the watermark, overdue."""
+    """The rollup reads of the real route (a district by township): its townships' cells over the
+    period and the writes since the watermark; the same sums."""
     from yishitang.stats import cells
-    from yishitang.stats.rollups import split
+    from yishitang.stats.rollups import periods
 
     caller()
     region = request.args["region"]
     date_from, date_to = dt.date.fromisoformat(request.args["from"]), dt.date.fromisoformat(request.args["to"])
-    state = db.stats_state.find_one({"_id": "rollups"})
-    whole, edges = split(date_from, date_to)
-    found = list(db.stats_month_cells.find({"region_path": region, "month": {"$gte": whole[0], "$lte": whole[1]}})) if whole else []
-    for first, last in edges:
-        found += db.stats_cells.find({"region_path": region, "day": {"$gte": first, "$lte": last}})
-    list(db.issues.find({"updated_at": {"$gt": state["watermark"]}}, {"studio_id": 1, "created_at": 1, "region_path": 1}))
-    totals = cells.new_counters()
-    for cell in found:
-        for counters in cell["by_category"].values():
-            cells.add(totals, counters)
     now = dt.datetime.now(dt.timezone.utc)
-    overdue = sum(1 for status in ("submitted", "accepted", "scheduled", "consulted", "in_progress")
-                  for i in db.issues.find({"status": status, "due_at": {"$lt": now}}, {"region_path": 1})
-                  if region in i["region_path"])
-    return jsonify(totals=cells.row(totals, now=now, overdue_open=overdue))
+    now_ms = cells.epoch_ms(now)
+    state = db.stats_state.find_one({"_id": "rollups"})
+    found = {}
+    for grain, first, last in periods(date_from, date_to, now.astimezone(TZ).date()):
+        query = {"parent_code": region, "grain": grain, "period": {"$gte": first, "$lte": last}}
+        found.update((cell["_id"], cell) for cell in db.stats_region_cells.find(query))
+    list(db.issues.find({"updated_at": {"$gt": state["watermark"]}}, {"studio_id": 1, "created_at": 1, "region_path": 1}))
+    rows = {}
+    for cell in found.values():
+        for counters in cell["by_category"].values():
+            cells.add_settled(rows.setdefault(cell["region_code"], cells.new_settled()), cells.settle(counters, now_ms))
+    return jsonify(rows=[cells.row(settled) for settled in rows.values()])

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from yishitang.embedded import EmbeddedDatabase, free_port  # noqa: E402
 from yishitang.fakewechat import FakeWeChat  # noqa: E402
+from yishitang.stats.rollups import LAG  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DB_NAME = "bench"
@@ -90,13 +91,45 @@ def token(secret, user) -> str:
 
 
 def load(env, issues):
+    """Add `issues` issues with `yishitang seed-load`; returns the seconds it took."""
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "yishitang.cli", "seed-load", "--issues", str(issues)], env=env, check=True,
                    cwd=ROOT)
+    return time.monotonic() - started
+
+
+def refresh_rollups(env):
+    """What the scheduler does every few minutes: bring the stats cells up to date (a full build first)."""
+    started = time.monotonic()
     subprocess.run([sys.executable, "-c", "import datetime as dt; from yishitang import create_app; from yishitang.stats.jobs "
                     "import refresh_rollups; app = create_app();\nwith app.app_context(): print(refresh_rollups("
                     "dt.datetime.now(dt.timezone.utc)))"], env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     return time.monotonic() - started
+
+
+class Dataset:
+    """One embedded database per size under `storage/<size>`; `--reuse` keeps a loaded one (a
+    million issues take most of an hour to load here), marked by `loaded.json`."""
+
+    def __init__(self, storage: Path, size: int, reuse: bool):
+        self.path, self.size = storage / str(size), size
+        marker = self.path / "loaded.json"
+        self.reused = reuse and marker.exists() and json.loads(marker.read_text())["issues"] == size
+        if not self.reused:
+            shutil.rmtree(self.path, ignore_errors=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.database = EmbeddedDatabase(str(self.path / "db"), log_path=str(self.path / "secantus.log")).start()
+
+    def prepare(self, env) -> dict:
+        seconds = {}
+        if not self.reused:
+            seconds["load"] = load(env, self.size)
+            (self.path / "loaded.json").write_text(json.dumps({"issues": self.size, "seconds": seconds["load"]}))
+            # The job's watermark trails its clock by the commit lag: a job run straight after the
+            # load would leave the load's last writes for every request to recompute.
+            time.sleep(LAG.total_seconds())
+        seconds["rollups"] = refresh_rollups(env)
+        return seconds
 
 
 def measure(server, method, path, headers, n, body=None):
@@ -187,53 +220,77 @@ def main():
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=20, help="length of the concurrency run")
     parser.add_argument("--storage", default=str(ROOT / "var" / "bench"))
+    parser.add_argument("--reuse", action="store_true", help="keep a size's database when it is already loaded")
+    parser.add_argument("--load-only", action="store_true", help="load the sizes' databases and stop (with --reuse later)")
     parser.add_argument("--output", default=str(ROOT / "var" / "bench" / "results.json"))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
     storage = Path(args.storage)
-    shutil.rmtree(storage, ignore_errors=True)
-    storage.mkdir(parents=True)
-    database = EmbeddedDatabase(str(storage / "db"), log_path=str(storage / "secantus.log")).start()
+    storage.mkdir(parents=True, exist_ok=True)
     fake = FakeWeChat(demo=True).start()
     secret = secrets.token_urlsafe(48)
-    env = {**os.environ, "MONGODB_URI": database.uri, "MONGODB_DB": DB_NAME, "JWT_SECRET": secret,
-           "WECHAT_API_BASE": fake.url, "WECHAT_APPID": fake.appid, "WECHAT_SECRET": fake.secret,
-           "RATE_LIMIT_ISSUES": "1000000/3600", "RATE_LIMIT_LOGIN": "1000000/60", "LOG_LEVEL": "WARNING",
-           "PYTHONPATH": str(ROOT), "YISHITANG_DEMO": "", "YISHITANG_TESTING": ""}
-    db = pymongo.MongoClient(database.uri, tz_aware=True)[DB_NAME]
-    results = {"machine": machine(), "sizes": {}, "load_seconds": {}}
-    loaded = 0
+    base_env = {**os.environ, "MONGODB_DB": DB_NAME, "JWT_SECRET": secret,
+                "WECHAT_API_BASE": fake.url, "WECHAT_APPID": fake.appid, "WECHAT_SECRET": fake.secret,
+                "RATE_LIMIT_ISSUES": "1000000/3600", "RATE_LIMIT_LOGIN": "1000000/60", "LOG_LEVEL": "WARNING",
+                "PYTHONPATH": str(ROOT), "YISHITANG_DEMO": "", "YISHITANG_TESTING": ""}
+    results = {"machine": machine(), "sizes": {}, "prepare_seconds": {}}
     try:
         for size in sizes:
-            results["load_seconds"][size] = load(env, size - loaded)
-            loaded = size
-            app = Server("wsgi:app", env)
-            bare = Server("tests.benchmarks.bare_app:app", env)
-            member, resident, admin, routes = hot_routes(db, dt.date.today().year)
-            headers = {role: {"Authorization": f"Bearer {token(secret, user)}"}
-                       for role, user in (("member", member), ("resident", resident), ("admin", admin))}
-            rows = {}
-            for name, who, method, app_path, bare_path, body in routes:
-                rows[name] = {"app": measure(app, method, app_path, headers[who], args.requests, body),
-                              "bare": measure(bare, method, bare_path, headers[who], args.requests, body)}
-                print(f"{size:>8} {name:<18} app {rows[name]['app']['wall_ms']:7.2f} ms {rows[name]['app']['cpu_ms']:6.2f} cpu-ms"
-                      f" | bare {rows[name]['bare']['wall_ms']:7.2f} ms {rows[name]['bare']['cpu_ms']:6.2f} cpu-ms", flush=True)
-            app.stop()
-            bare.stop()
-            results["sizes"][size] = rows
-        workers = (os.cpu_count() or 1) * 2 + 1
-        app = Server("wsgi:app", env, workers=workers)
-        member, _, _, routes = hot_routes(db, dt.date.today().year)
-        reads = [route[3] for route in routes if route[0] in ("member queue page", "issue detail")]
-        results["concurrency"] = concurrency(app, reads, {"Authorization": f"Bearer {token(secret, member)}"},
-                                             args.clients, args.seconds)
-        app.stop()
+            dataset = Dataset(storage, size, args.reuse)
+            try:
+                env = {**base_env, "MONGODB_URI": dataset.database.uri}
+                if args.load_only:
+                    if not dataset.reused:
+                        print(f"{size}: loaded in {load(env, size):.0f} s", flush=True)
+                        (dataset.path / "loaded.json").write_text(json.dumps({"issues": size}))
+                    continue
+                results["prepare_seconds"][size] = dataset.prepare(env)
+                print(f"{size:>8} prepared: {results['prepare_seconds'][size]}", flush=True)
+                db = pymongo.MongoClient(dataset.database.uri, tz_aware=True)[DB_NAME]
+                results["sizes"][size] = routes_once(env, db, secret, args.requests)
+                if size == sizes[-1]:
+                    results["concurrency"] = under_load(env, db, secret, args.clients, args.seconds)
+            finally:
+                dataset.database.stop()
     finally:
         fake.stop()
-        database.stop()
+    if args.load_only:
+        return
     Path(args.output).write_text(json.dumps(results, indent=2, ensure_ascii=False))
     report(results)
+
+
+def routes_once(env, db, secret, requests_per_route) -> dict:
+    """Each hot route n times in a row, on the app and on the bare baseline (one worker each)."""
+    app = Server("wsgi:app", env)
+    bare = Server("tests.benchmarks.bare_app:app", env)
+    try:
+        member, resident, admin, routes = hot_routes(db, dt.date.today().year)
+        headers = {role: {"Authorization": f"Bearer {token(secret, user)}"}
+                   for role, user in (("member", member), ("resident", resident), ("admin", admin))}
+        rows = {}
+        for name, who, method, app_path, bare_path, body in routes:
+            rows[name] = {"app": measure(app, method, app_path, headers[who], requests_per_route, body),
+                          "bare": measure(bare, method, bare_path, headers[who], requests_per_route, body)}
+            a, b = rows[name]["app"], rows[name]["bare"]
+            print(f"{db.issues.estimated_document_count():>8} {name:<18} app {a['wall_ms']:7.2f} ms {a['cpu_ms']:6.2f} cpu-ms"
+                  f" | bare {b['wall_ms']:7.2f} ms {b['cpu_ms']:6.2f} cpu-ms", flush=True)
+        return rows
+    finally:
+        app.stop()
+        bare.stop()
+
+
+def under_load(env, db, secret, clients, seconds) -> dict:
+    """The member's reads from `clients` concurrent clients against gunicorn's production worker count."""
+    app = Server("wsgi:app", env, workers=(os.cpu_count() or 1) * 2 + 1)
+    try:
+        member, _, _, routes = hot_routes(db, dt.date.today().year)
+        reads = [route[3] for route in routes if route[0] in ("member queue page", "issue detail")]
+        return concurrency(app, reads, {"Authorization": f"Bearer {token(secret, member)}"}, clients, seconds)
+    finally:
+        app.stop()
 
 
 def machine() -> dict:
@@ -249,7 +306,7 @@ def report(results):
     sizes = sorted(results["sizes"], key=int)
     small, large = sizes[0], sizes[-1]
     print(f"\nmachine: {results['machine']}")
-    print(f"load time (seconds): {results['load_seconds']}")
+    print(f"load and rollup time (seconds): {results['prepare_seconds']}")
     header = f"{'route':<18} {'size':>8} {'app ms':>8} {'bare ms':>8} {'wall x':>7} {'app cpu':>8} {'bare cpu':>8} {'cpu x':>6}"
     print(header)
     for size in sizes:

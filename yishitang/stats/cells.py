@@ -10,23 +10,34 @@ merge and the live path, so every path counts exactly alike. The definitions (AP
 - closure: accepted issues (not duplicates) that are `closed`, over accepted issues.
 - satisfaction: the reporter's latest rating, over issues the reporter rated at least once
   (a later resolve does not erase an "unsatisfied").
+- median days to close: the median of close durations counted in steps (a tenth of a day below
+  10 days, half a day below 60, whole days beyond; a duration counts as its step's start), so a
+  cell holds at most a few hundred step counts however many issues it sums.
+- overdue: open issues (any open state) whose `due_at` has passed.
+
+Counters are plain sums, so cells add up. What depends on the clock (unanswered issues pending or
+late, open issues overdue) is kept as a count of due instants already passed plus the list of
+those still ahead when the cell was last compacted (`compact`): the rollup job compacts a cell once
+its earliest due instant passes, so lists hold only deadlines that were still ahead a job run ago,
+the live workload, never the history.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from ..db import as_utc
+from ..issues.workflow import OPEN
 
 COUNTERS = ("received", "responded_in_time", "responded_late", "withdrawn_before_response",
             "duplicate_before_response", "accepted", "met", "closed", "rated", "satisfied",
-            "basically_satisfied", "unsatisfied", "escalated", "supervised")
-# Per-issue values kept as lists: the response due instants (epoch ms) of issues still unanswered,
-# whose "pending or late" depends on the clock; close durations (ms) for an exact median.
-LISTS = ("unanswered_due", "close_ms")
+            "basically_satisfied", "unsatisfied", "escalated", "supervised", "unanswered_passed", "open_passed")
+# Due instants (epoch ms) whose "pending or late" depends on the clock: the response deadlines of
+# unanswered issues and the deadlines of open issues, each with the count of those already passed.
+LISTS = {"unanswered_due": "unanswered_passed", "open_due": "open_passed"}
+HISTOGRAM = "close_steps"  # step start in tenths of a day (as a string key) -> closed issues
 
 # What the tally reads of an issue: the projection of every query behind the figures.
 ISSUE_FIELDS = {
@@ -46,7 +57,17 @@ MS_PER_DAY = 86_400_000
 
 
 def new_counters() -> dict:
-    return {**{name: 0 for name in COUNTERS}, **{name: [] for name in LISTS}}
+    return {**{name: 0 for name in COUNTERS}, **{name: [] for name in LISTS}, HISTOGRAM: {}}
+
+
+def close_step(duration_ms: int) -> int:
+    """The start of a close duration's step, in tenths of a day (see the module docstring)."""
+    tenths = max(duration_ms, 0) * 10 // MS_PER_DAY
+    if tenths < 100:
+        return tenths
+    if tenths < 600:
+        return tenths - tenths % 5
+    return tenths - tenths % 10
 
 
 def epoch_ms(at: dt.datetime) -> int:
@@ -90,7 +111,7 @@ def tally(counters: dict, issue: dict, deadline: dt.timedelta) -> None:
     elif duplicate:
         counters["duplicate_before_response"] += 1
     else:
-        counters["unanswered_due"].append(epoch_ms(created + deadline))
+        _due(counters, "unanswered_due", epoch_ms(created + deadline))
 
     if issue.get("accepted_at") is not None and not duplicate:
         counters["accepted"] += 1
@@ -100,7 +121,10 @@ def tally(counters: dict, issue: dict, deadline: dt.timedelta) -> None:
             counters["closed"] += 1
             closed = issue.get("closed_at")
             if closed is not None:
-                counters["close_ms"].append(epoch_ms(closed) - epoch_ms(created))
+                step = str(close_step(epoch_ms(closed) - epoch_ms(created)))
+                counters[HISTOGRAM][step] = counters[HISTOGRAM].get(step, 0) + 1
+    if issue.get("status") in OPEN and issue.get("due_at") is not None:
+        _due(counters, "open_due", epoch_ms(issue["due_at"]))
 
     rating = latest_rating(issue)
     if rating is not None:
@@ -112,30 +136,86 @@ def tally(counters: dict, issue: dict, deadline: dt.timedelta) -> None:
         counters["supervised"] += 1
 
 
+def _due(counters: dict, name: str, due_ms: int) -> None:
+    counters[name].append(due_ms)
+
+
 def add(into: dict, counters: dict) -> None:
     for name in COUNTERS:
         into[name] += counters.get(name, 0)
     for name in LISTS:
         into[name].extend(counters.get(name, ()))
+    steps = into[HISTOGRAM]
+    for step, count in counters.get(HISTOGRAM, {}).items():
+        steps[step] = steps.get(step, 0) + count
+
+
+def compact(counters: dict, cutoff_ms: int) -> None:
+    """Count the due instants before `cutoff_ms` as passed and keep only the later ones listed."""
+    for name, passed in LISTS.items():
+        ahead = [due for due in counters[name] if due >= cutoff_ms]
+        counters[passed] += len(counters[name]) - len(ahead)
+        counters[name] = ahead
+
+
+def next_due(by_category: dict) -> int | None:
+    """The earliest listed due instant of a cell: when it next needs compacting."""
+    return min((due for counters in by_category.values() for name in LISTS for due in counters[name]), default=None)
+
+
+def settle(counters: dict, now_ms: int) -> dict:
+    """The counters with the clock applied (`now_ms` not before the cell's compaction): unanswered
+    issues late or pending and open issues overdue counted, lists dropped."""
+    settled = {name: counters.get(name, 0) for name in COUNTERS}
+    settled[HISTOGRAM] = counters.get(HISTOGRAM, {})
+    unanswered = counters.get("unanswered_due", ())
+    late = sum(1 for due in unanswered if due < now_ms)
+    settled["unanswered_late"] = settled["unanswered_passed"] + late
+    settled["unanswered_pending"] = len(unanswered) - late
+    settled["overdue_open"] = settled["open_passed"] + sum(1 for due in counters.get("open_due", ()) if due < now_ms)
+    return settled
+
+
+SETTLED = (*COUNTERS, "unanswered_late", "unanswered_pending", "overdue_open")
+
+
+def new_settled() -> dict:
+    return {**{name: 0 for name in SETTLED}, HISTOGRAM: {}}
+
+
+def add_settled(into: dict, settled: dict) -> None:
+    for name in SETTLED:
+        into[name] += settled[name]
+    steps = into[HISTOGRAM]
+    for step, count in settled[HISTOGRAM].items():
+        steps[step] = steps.get(step, 0) + count
 
 
 def rate(numerator: int, denominator: int) -> float | None:
     return None if denominator == 0 else round(numerator / denominator, 4)
 
 
-def median_days(durations_ms: list[int]) -> float | None:
-    if not durations_ms:
+def median_days(steps: dict) -> float | None:
+    """The median of the close steps (the mean of the middle two for an even count), in days."""
+    total = sum(steps.values())
+    if not total:
         return None
-    days = Decimal(str(statistics.median(durations_ms))) / MS_PER_DAY
+    middle, seen, ordered = [], 0, sorted((int(step), count) for step, count in steps.items())
+    wanted = [(total - 1) // 2, total // 2]  # 0-based positions of the middle value(s)
+    for step, count in ordered:
+        while wanted and wanted[0] < seen + count:
+            middle.append(step)
+            wanted.pop(0)
+        seen += count
+    days = Decimal(sum(middle)) / len(middle) / 10
     return float(days.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
-def row(counters: dict, *, now: dt.datetime, overdue_open: int) -> dict:
-    """The published figures of one group (or the totals) from its summed counters."""
-    now_ms = epoch_ms(now)
-    late = sum(1 for due in counters["unanswered_due"] if now_ms > due)
-    pending = len(counters["unanswered_due"]) - late
-    raw = {name: counters[name] for name in COUNTERS}
+def row(settled: dict) -> dict:
+    """The published figures of one group (or the totals) from its settled counters."""
+    late = settled["unanswered_late"]
+    pending = settled["unanswered_pending"]
+    raw = {name: settled[name] for name in COUNTERS}
     raw["response_base"] = raw["responded_in_time"] + raw["responded_late"] + late
     raw["response_pending"] = pending
     raw["satisfied_total"] = raw["satisfied"] + raw["basically_satisfied"]
@@ -143,8 +223,8 @@ def row(counters: dict, *, now: dt.datetime, overdue_open: int) -> dict:
     return {
         "received": raw["received"],
         **rates,
-        "median_days_to_close": median_days(counters["close_ms"]),
-        "overdue_open": overdue_open,
+        "median_days_to_close": median_days(settled[HISTOGRAM]),
+        "overdue_open": settled["overdue_open"],
         "escalated": raw["escalated"],
         "supervised": raw["supervised"],
         "responded_in_time": raw["responded_in_time"],

@@ -31,25 +31,34 @@ def refresh_rollups(now: dt.datetime) -> dict:
     if current is None or current["fingerprint"] != fingerprint:
         # Requests do not read cells while the definitions differ (they count live), so the
         # cells are simply replaced.
-        days = rollups.build(rollups.issues_collection().find({}, figures.ISSUE_FIELDS), tz, deadlines)
-        months = rollups.sum_months(days.values())
-        removed = written = 0
-        for collection, cells in ((rollups.days_collection(), days), (rollups.months_collection(), months)):
-            removed += collection.delete_many({}).deleted_count
-            docs = [{**cell, "computed_at": started} for cell in cells.values()]
-            for first in range(0, len(docs), 1000):
-                collection.insert_many(docs[first:first + 1000], ordered=False)
-            written += len(docs)
+        written, removed = rollups.rebuild(tz, deadlines, started, figures.epoch_ms(watermark))
         mode = "rebuild"
     else:
         keys = rollups.written_since(current["watermark"], tz)
         days = rollups.recompute(keys, tz, deadlines)
+        # Cells whose earliest deadline has passed are compacted as they are (their issues are unchanged).
+        cutoff = figures.epoch_ms(watermark)
+        days = rollups.passed_due(cutoff) | days
+        days = {key: cell and rollups.compacted(cell, cutoff) for key, cell in days.items()}
         months = rollups.resum({(day[:7], studio) for day, studio in days}, days)
-        written = rollups.save(rollups.days_collection(), days, started)
-        written += rollups.save(rollups.months_collection(), months, started)
-        removed = sum(1 for cell in [*days.values(), *months.values()] if cell is None)
+        written = rollups.save(rollups.days_collection(), _by_id(days), started)
+        written += rollups.save(rollups.months_collection(), _by_id(months), started)
+        # The region cells over the studio cells just stored.
+        paths = rollups.studio_paths({studio for _, studio in days})
+        targets = {(grain, period, code) for grain, cells in (("day", days), ("month", months))
+                   for period, studio in cells for code in paths.get(studio, [])[:rollups.REGION_DEPTH]}
+        regions = rollups.resum_regions(targets, {})
+        written += rollups.save(rollups.regions_collection(), regions, started)
+        years = rollups.resum_years({(period[:4], code) for grain, period, code in targets if grain == "month"}, {})
+        written += rollups.save(rollups.regions_collection(), years, started)
+        regions.update(years)
+        removed = sum(1 for cell in [*days.values(), *months.values(), *regions.values()] if cell is None)
         mode = "incremental"
     rollups.set_state(watermark, fingerprint, now)
     summary = {"mode": mode, "cells_written": written, "cells_removed": removed, "watermark": watermark}
     log.info("stats rollups refreshed: %s", summary)
     return summary
+
+
+def _by_id(cells: dict) -> dict:
+    return {rollups.cell_id(period, studio): cell for (period, studio), cell in cells.items()}

@@ -4,7 +4,8 @@ job's watermark.
 A day cell holds the counters of every issue created on one day (in the configured time zone) at
 one studio, per category; it is recomputed whole from those issues, never incremented, so it is
 always the exact tally of its issues as they were when `computed_at` was taken. A month cell is
-the sum of the studio's day cells of that month, recomputed whole from them.
+the sum of the studio's day cells of that month, recomputed whole from them. A region cell is the
+sum of the studio cells of a district or township for a day or month, recomputed whole from them.
 """
 
 import mongoengine as me
@@ -18,6 +19,7 @@ class RollupCell(me.Document):
             # A region's cells over a period: equality on one path code, a range of days.
             {"fields": ["region_path", "day"]},
             {"fields": ["studio_id", "day"]},  # a studio's days of one month, to sum them
+            {"fields": ["next_due"]},  # cells whose earliest listed deadline has passed: compact them
         ],
     }
 
@@ -27,8 +29,9 @@ class RollupCell(me.Document):
     region_code = me.StringField()
     region_path = me.ListField(me.StringField())
     township_code = me.StringField()
-    # category -> counters (see `cells.COUNTERS`) plus `unanswered_at` and `close_ms` lists.
+    # category -> counters (see `cells.COUNTERS`), due lists and close steps
     by_category = me.DictField()
+    next_due = me.LongField()  # epoch ms of the earliest listed due instant (see `cells.compact`)
     computed_at = me.DateTimeField(required=True)
 
 
@@ -47,6 +50,29 @@ class MonthCell(me.Document):
     region_code = me.StringField()
     region_path = me.ListField(me.StringField())
     township_code = me.StringField()
+    by_category = me.DictField()
+    computed_at = me.DateTimeField(required=True)
+
+
+class RegionCell(me.Document):
+    """The sum of the studio cells of one district or township for a day, a month or a year: a
+    district's year by township is read as 16 cells, whatever its number of studios or issues."""
+
+    meta = {
+        "collection": "stats_region_cells",
+        "auto_create_index": False,
+        "indexes": [
+            {"fields": ["region_code", "grain", "period"]},  # a region's own cells over a period
+            {"fields": ["parent_code", "grain", "period"]},  # a district's townships over a period
+        ],
+    }
+
+    id = me.StringField(primary_key=True)  # "<grain>:<period>:<region_code>"
+    grain = me.StringField(required=True, choices=("day", "month", "year"))
+    period = me.StringField(required=True)  # YYYY-MM-DD, YYYY-MM or YYYY
+    region_code = me.StringField(required=True)
+    parent_code = me.StringField()
+    township_code = me.StringField()  # the region itself when it is a township
     by_category = me.DictField()
     computed_at = me.DateTimeField(required=True)
 

@@ -1,9 +1,14 @@
 """Rollup cells: built from issues, stored, found again, and patched with what changed since.
 
-Two levels: a day cell per studio and creation day (the counters of that day's issues, per
-category) and a month cell per studio and month (the sum of its day cells). A period is read as
-month cells for its whole months and day cells for the days at either end, so a district-year
-costs at most twelve cells per studio plus the edges, however many issues there are.
+Studio cells: a day cell per studio and creation day (the counters of that day's issues, per
+category) and a month cell per studio and month (the sum of its day cells). Region cells: per
+district and per township, a day, a month and a year cell summing its studios' cells. A period
+is read as year cells for its whole years, month cells for whole months and day cells for the days
+at either end (a period running to today reads today's year whole: no issue is created after
+now), from the narrowest cells that answer the question: a district's year by township is 16 year
+cells, by category one; by studio it is its studios x 12 month cells; a community is read from its
+studios. The cost follows the map, not the number of issues: the due lists in the cells hold only
+deadlines still ahead at the last compaction (see `cells.compact`).
 
 Why the figures stay exact: a day cell is a pure function of its issues, recomputed whole (never
 incremented), and a month cell a pure function of its day cells. Every issue write sets
@@ -29,16 +34,19 @@ from pymongo.errors import BulkWriteError
 
 from ..db import as_utc, utcnow
 from ..issues.models import CATEGORIES, Issue
+from ..studios.models import Studio
 from . import cells as figures
-from .models import MonthCell, RollupCell, RollupState
+from .models import MonthCell, RegionCell, RollupCell, RollupState
 
 STATE_ID = "rollups"
-VERSION = 2  # raise when the counters change: every cell is rebuilt by the next job run
+VERSION = 3  # raise when the counters change: every cell is rebuilt by the next job run
 LAG = dt.timedelta(minutes=2)
 DUPLICATE_KEY = 11000
 
 Key = tuple[str, object]  # (local day or month, studio_id)
+Override = tuple[str, str, object]  # (grain, period, studio_id) of a studio cell computed afresh
 Deadlines = dict  # category -> response deadline (timedelta)
+REGION_DEPTH = 2  # region cells for the district and the township of a studio's path
 
 
 def fingerprint(settings) -> str:
@@ -68,6 +76,18 @@ def days_collection():
 
 def months_collection():
     return MonthCell._get_collection()
+
+
+def regions_collection():
+    return RegionCell._get_collection()
+
+
+def cell_id(period: str, studio_id) -> str:
+    return f"{period}:{studio_id}"
+
+
+def region_id(grain: str, period: str, code: str) -> str:
+    return f"{grain}:{period}:{code}"
 
 
 # --- building cells ------------------------------------------------------------------------------
@@ -133,6 +153,79 @@ def resum(months: set[Key], fresh_days: dict[Key, dict | None]) -> dict[Key, dic
     return resummed
 
 
+def sum_regions(studio_cells, grain: str) -> dict[str, dict]:
+    """Region cells (by id) summing studio cells of one grain ("day" or "month")."""
+    regions: dict[str, dict] = {}
+    for cell in studio_cells:
+        period, path = cell[grain], cell.get("region_path") or []
+        for depth, code in enumerate(path[:REGION_DEPTH]):
+            key = region_id(grain, period, code)
+            region = regions.get(key)
+            if region is None:
+                region = regions[key] = {
+                    "_id": key, "grain": grain, "period": period, "region_code": code,
+                    "parent_code": path[depth - 1] if depth else None,
+                    "township_code": path[1] if depth >= 1 else None, "by_category": {}}
+            for category, counters in cell["by_category"].items():
+                figures.add(region["by_category"].setdefault(category, figures.new_counters()), counters)
+    return regions
+
+
+def resum_regions(targets: set[tuple[str, str, str]], overrides: dict[Override, dict | None]) -> dict[str, dict | None]:
+    """Region cells (grain, period, code) re-summed from the stored studio cells, with `overrides`
+    in place of theirs; None for a region cell that no longer sums anything."""
+    resummed: dict[str, dict | None] = {}
+    for grain, period, code in targets:
+        collection = days_collection() if grain == "day" else months_collection()
+        cells = {cell["studio_id"]: cell for cell in collection.find({"region_path": code, grain: period})}
+        for (o_grain, o_period, studio_id), cell in overrides.items():
+            if (o_grain, o_period) != (grain, period):
+                continue
+            if cell is None:
+                cells.pop(studio_id, None)
+            elif code in cell["region_path"]:
+                cells[studio_id] = cell
+        key = region_id(grain, period, code)
+        resummed[key] = sum_regions(cells.values(), grain).get(key)
+    return resummed
+
+
+def sum_years(month_cells) -> dict[str, dict]:
+    """Region year cells (by id) summing region month cells."""
+    years: dict[str, dict] = {}
+    for cell in month_cells:
+        key = region_id("year", cell["period"][:4], cell["region_code"])
+        year = years.get(key)
+        if year is None:
+            year = years[key] = {"_id": key, "grain": "year", "period": cell["period"][:4],
+                                 **{field: cell.get(field) for field in ("region_code", "parent_code", "township_code")},
+                                 "by_category": {}}
+        for category, counters in cell["by_category"].items():
+            figures.add(year["by_category"].setdefault(category, figures.new_counters()), counters)
+    return years
+
+
+def resum_years(targets: set[tuple[str, str]], fresh_months: dict[str, dict | None]) -> dict[str, dict | None]:
+    """Region year cells (year, code) re-summed from the stored region month cells, with
+    `fresh_months` (by id) in place of theirs."""
+    resummed: dict[str, dict | None] = {}
+    for year, code in targets:
+        query = {"region_code": code, "grain": "month", "period": {"$gte": f"{year}-01", "$lte": f"{year}-12"}}
+        months = {cell["_id"]: cell for cell in regions_collection().find(query)}
+        for key, cell in fresh_months.items():
+            _, period, region_code = key.split(":")
+            if region_code == code and period[:4] == year:
+                months[key] = cell
+        key = region_id("year", year, code)
+        resummed[key] = sum_years(cell for cell in months.values() if cell is not None).get(key)
+    return resummed
+
+
+def studio_paths(studio_ids) -> dict[object, list[str]]:
+    found = Studio._get_collection().find({"_id": {"$in": list(studio_ids)}}, {"region_path": 1})
+    return {studio["_id"]: list(studio.get("region_path") or ()) for studio in found}
+
+
 def _runs(days: list[str]):
     """Consecutive days as (first, last) dates: one range query per run."""
     run: list[dt.date] = []
@@ -169,25 +262,62 @@ def written_since(watermark: dt.datetime, tz: ZoneInfo, region_code: str | None 
 
 # --- stored cells --------------------------------------------------------------------------------
 
-def stored_days(region_code: str, day_from: str, day_to: str) -> dict[Key, dict]:
-    query = {"region_path": region_code, "day": {"$gte": day_from, "$lte": day_to}}
-    return {(cell["day"], cell["studio_id"]): cell for cell in days_collection().find(query)}
+def scope(area_code: str, area_tier: str, group_by: str) -> tuple[str, dict]:
+    """Which cells answer a question: ("studio" | "region", the match on them)."""
+    if group_by == "studio" or area_tier == "grassroots":
+        return "studio", {"region_path": area_code}
+    if group_by == "township" and area_tier == "district":
+        return "region", {"parent_code": area_code}
+    return "region", {"region_code": area_code}
 
 
-def stored_months(region_code: str, month_from: str, month_to: str) -> dict[Key, dict]:
-    query = {"region_path": region_code, "month": {"$gte": month_from, "$lte": month_to}}
-    return {(cell["month"], cell["studio_id"]): cell for cell in months_collection().find(query)}
+def scope_code(scope_: tuple[str, dict], path: list[str]) -> str | None:
+    """The region cell of `scope_` a studio on `path` sums into."""
+    match = scope_[1]
+    if "region_code" in match:
+        return match["region_code"] if match["region_code"] in path else None
+    parent = match["parent_code"]
+    depth = path.index(parent) + 1 if parent in path else len(path)
+    return path[depth] if depth < min(len(path), REGION_DEPTH) else None
 
 
-def save(collection, fresh: dict[Key, dict | None], computed_at: dt.datetime) -> int:
-    """Store recomputed cells; a cell computed later by someone else is never overwritten."""
+def stored(scope_: tuple[str, dict], ranges: list[tuple[str, str, str]]) -> dict[str, dict]:
+    """The stored cells of a scope (by id) over `ranges` of (grain, first, last) periods."""
+    kind, match = scope_
+    found: dict[str, dict] = {}
+    for grain, first, last in ranges:
+        if kind == "studio":
+            collection = days_collection() if grain == "day" else months_collection()
+            query = {**match, grain: {"$gte": first, "$lte": last}}
+        else:
+            collection = regions_collection()
+            query = {**match, "grain": grain, "period": {"$gte": first, "$lte": last}}
+        found.update((cell["_id"], cell) for cell in collection.find(query))
+    return found
+
+
+def compacted(cell: dict, cutoff_ms: int) -> dict:
+    """A studio day cell with its due instants before `cutoff_ms` counted as passed."""
+    for counters in cell["by_category"].values():
+        figures.compact(counters, cutoff_ms)
+    cell["next_due"] = figures.next_due(cell["by_category"])
+    return cell
+
+
+def passed_due(cutoff_ms: int) -> dict[Key, dict]:
+    """Stored studio day cells with a listed due instant before `cutoff_ms`: due for compacting."""
+    return {(cell["day"], cell["studio_id"]): cell for cell in days_collection().find({"next_due": {"$lt": cutoff_ms}})}
+
+
+def save(collection, fresh: dict[str, dict | None], computed_at: dt.datetime) -> int:
+    """Store recomputed cells (by id); a cell computed later by someone else is never overwritten."""
     writes = []
-    for (period, studio_id), cell in fresh.items():
+    for key, cell in fresh.items():
         if cell is None:
-            collection.delete_one({"_id": f"{period}:{studio_id}", "computed_at": {"$lte": computed_at}})
+            collection.delete_one({"_id": key, "computed_at": {"$lte": computed_at}})
             continue
         doc = {**cell, "computed_at": computed_at}
-        writes.append(ReplaceOne({"_id": doc["_id"], "computed_at": {"$lte": computed_at}}, doc, upsert=True))
+        writes.append(ReplaceOne({"_id": key, "computed_at": {"$lte": computed_at}}, doc, upsert=True))
     for start in range(0, len(writes), 500):
         try:
             collection.bulk_write(writes[start:start + 500], ordered=False)
@@ -195,6 +325,39 @@ def save(collection, fresh: dict[Key, dict | None], computed_at: dt.datetime) ->
             if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
                 raise
     return len(writes)
+
+
+def rebuild(tz: ZoneInfo, deadlines: Deadlines, computed_at: dt.datetime, cutoff_ms: int) -> tuple[int, int]:
+    """Every cell afresh, a studio at a time and then a month of region cells at a time, so memory
+    and each database read stay the size of one studio's issues or one month's studio cells."""
+    removed = sum(collection().delete_many({}).deleted_count
+                  for collection in (days_collection, months_collection, regions_collection))
+    written, months, tops = 0, set(), set()
+    for studio in Studio._get_collection().find({}, {"_id": 1, "region_path": 1}):
+        days = build(issues_collection().find({"studio_id": studio["_id"]}, figures.ISSUE_FIELDS), tz, deadlines)
+        days = {key: compacted(cell, cutoff_ms) for key, cell in days.items()}
+        written += _insert(days_collection(), days.values(), computed_at)
+        written += _insert(months_collection(), sum_months(days.values()).values(), computed_at)
+        months.update(day[:7] for day, _ in days)
+        tops.update(studio.get("region_path", [])[:1])
+    for top in sorted(tops):
+        region_months = []
+        for month in sorted(months):
+            query = {"region_path": top, "day": {"$gte": f"{month}-01", "$lte": f"{month}-31"}}
+            days = list(days_collection().find(query))
+            month_cells = sum_regions(sum_months(days).values(), "month")
+            written += _insert(regions_collection(), [*sum_regions(days, "day").values(), *month_cells.values()],
+                               computed_at)
+            region_months.extend(month_cells.values())
+        written += _insert(regions_collection(), sum_years(region_months).values(), computed_at)
+    return written, removed
+
+
+def _insert(collection, cells, computed_at) -> int:
+    docs = [{**cell, "computed_at": computed_at} for cell in cells]
+    for first in range(0, len(docs), 1000):
+        collection.insert_many(docs[first:first + 1000], ordered=False)
+    return len(docs)
 
 
 def state() -> dict | None:
@@ -210,6 +373,37 @@ def set_state(watermark: dt.datetime, fingerprint_: str, now: dt.datetime) -> No
 def watermark_for(now: dt.datetime) -> dt.datetime:
     """Never ahead of the real clock (a job may be handed a future `now`), minus the commit lag."""
     return min(as_utc(now), utcnow()) - LAG
+
+
+def periods(date_from: dt.date, date_to: dt.date, today: dt.date,
+            years: bool = True) -> list[tuple[str, str, str]]:
+    """The period as (grain, first, last) ranges of the fewest cells: whole years (with `years`),
+    whole months, and the days at the ends. A period running to today or later is read to the end
+    of today's month, or year when that makes it whole: nothing is created after now."""
+    if date_to >= today:
+        whole_year = years and date_from <= dt.date(today.year, 1, 1)
+        date_to = max(date_to, dt.date(today.year, 12, 31) if whole_year else _next_month(today) - dt.timedelta(days=1))
+    parts, ranges = [(date_from, date_to)], []
+    first_year = date_from.year + (date_from != dt.date(date_from.year, 1, 1))
+    last_year = date_to.year - (date_to != dt.date(date_to.year, 12, 31))
+    if years and first_year <= last_year:
+        ranges.append(("year", str(first_year), str(last_year)))
+        parts = [(date_from, dt.date(first_year, 1, 1) - dt.timedelta(days=1)), (dt.date(last_year + 1, 1, 1), date_to)]
+    for first, last in parts:
+        if first > last:
+            continue
+        whole, edges = split(first, last)
+        ranges += [("month", *whole)] if whole else []
+        ranges += [("day", *edge) for edge in edges]
+    return ranges
+
+
+def covering(ranges: list[tuple[str, str, str]], day: str) -> str | None:
+    """The grain of the range that reads `day`'s issues."""
+    for grain, first, last in ranges:
+        if first <= day[:len(first)] <= last:
+            return grain
+    return None
 
 
 def split(date_from: dt.date, date_to: dt.date) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:

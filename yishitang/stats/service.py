@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter, defaultdict
+from collections import defaultdict
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,6 @@ from ..auth import has_role, require_scope
 from ..db import as_utc, utcnow
 from ..errors import Forbidden, InvalidInput
 from ..issues.models import CATEGORIES, CATEGORY_NAMES
-from ..issues.workflow import OPEN
 from ..regions import service as regions
 from ..regions.models import Region
 from ..studios.models import Studio
@@ -72,24 +71,20 @@ def overview(user, region: str | None = None, date_from: dt.date | None = None, 
     group_by = group_by or default_grouping(area)
     start, end = figures.day_start(date_from, tz), figures.day_start(date_to + dt.timedelta(days=1), tz)
 
-    cells, source = _cells(area.code, date_from, date_to, start, end, tz, deadlines)
-    sums: dict = defaultdict(figures.new_counters)
-    totals = figures.new_counters()
+    cells, source = _cells(area, group_by, date_from, date_to, start, end, tz, deadlines, now)
+    sums: dict = defaultdict(figures.new_settled)
     for cell in cells:
         for category, counters in cell["by_category"].items():
-            figures.add(sums[_cell_group(cell, category, group_by)], counters)
-            figures.add(totals, counters)
-    overdue = overdue_open(area.code, start, end, now)
-    overdue_by_group = Counter(_issue_group(issue, group_by, tz) for issue in overdue)
+            figures.add_settled(sums[_cell_group(cell, category, group_by)], counters)
+    totals = figures.new_settled()
+    for group in sums.values():  # every cell's category counts in exactly one group
+        figures.add_settled(totals, group)
 
     names = _group_names(area, group_by, date_from, date_to)
-    for key in [*sums, *overdue_by_group]:
+    for key in sums:
         if key not in names:
             names[key] = _fallback_name(group_by, key)
-    rows = [{"group": key, "name": name,
-             **figures.row(sums.get(key) or figures.new_counters(), now=now,
-                           overdue_open=overdue_by_group[key]),
-             "rank": None}
+    rows = [{"group": key, "name": name, **figures.row(sums.get(key) or figures.new_settled()), "rank": None}
             for key, name in names.items()]
     min_issues = settings.stats_min_issues_for_rank
     rows, excluded = _ranked(rows, rank, min_issues)
@@ -99,51 +94,59 @@ def overview(user, region: str | None = None, date_from: dt.date | None = None, 
         "response_deadline_days": settings.response_deadline_days,
         "group_by": group_by, "rank": rank, "min_issues": min_issues, "excluded": excluded,
         "rows": rows,
-        "totals": {"group": None, "name": "合计", **figures.row(totals, now=now,
-                                                                overdue_open=len(overdue)), "rank": None},
+        "totals": {"group": None, "name": "合计", **figures.row(totals), "rank": None},
         "generated_at": now,
         "rollup": source,
     }
 
 
-def _cells(region_code, date_from, date_to, start, end, tz, deadlines):
-    """The cells of the region and period, current to this instant, and where they came from:
-    month cells for whole months, day cells for the days at either end, and every day cell with
-    an issue written since the rollups' watermark recomputed from its issues."""
+def _cells(area, group_by, date_from, date_to, start, end, tz, deadlines, now):
+    """The cells of the region and period, current to this instant and settled at `now` (see
+    `cells.settle`), and where they came from: the stored cells that answer the question, with
+    every studio cell holding an issue written since the rollups' watermark recomputed from its
+    issues and the region cells over those re-summed."""
+    now_ms = figures.epoch_ms(now)
     current = rollups.state()
     if current is None or current["fingerprint"] != rollups.fingerprint(_settings()):
-        built = rollups.live(region_code, start, end, tz, deadlines)
-        return list(built.values()), {"as_of": None, "cells": len(built), "recomputed_cells": len(built)}
-    whole, edges = rollups.split(date_from, date_to)
-    months = rollups.stored_months(region_code, *whole) if whole else {}
-    days: dict = {}
-    for first, last in edges:
-        days.update(rollups.stored_days(region_code, first, last))
-    touched = rollups.written_since(current["watermark"], tz, region_code, date_from.isoformat(), date_to.isoformat())
+        built = rollups.live(area.code, start, end, tz, deadlines)
+        source = {"as_of": None, "cells": len(built), "recomputed_cells": len(built)}
+        return [_settled(cell, now_ms) for cell in built.values()], source
+    scope = rollups.scope(area.code, area.tier, group_by)
+    # grouped by month, a year is read as its months
+    ranges = rollups.periods(date_from, date_to, now.astimezone(tz).date(),
+                             years=scope[0] == "region" and group_by != "month")
+    found = rollups.stored(scope, ranges)
+
+    touched = rollups.written_since(current["watermark"], tz, area.code, date_from.isoformat(), date_to.isoformat())
     fresh = rollups.recompute(touched, tz, deadlines)
-
-    def at_an_edge(day):
-        return any(first <= day <= last for first, last in edges)
-
-    for key, cell in fresh.items():
-        if at_an_edge(key[0]):
-            days[key] = cell
-    resummed = rollups.resum({(day[:7], studio) for day, studio in fresh if not at_an_edge(day)}, fresh)
-    months.update(resummed)
-    cells = [cell for cell in [*months.values(), *days.values()] if cell is not None]
+    overrides = {("day", day, studio): cell for (day, studio), cell in fresh.items()
+                 if rollups.covering(ranges, day) == "day"}
+    months = {(day[:7], studio) for day, studio in fresh if rollups.covering(ranges, day) != "day"}
+    overrides.update({("month", month, studio): cell for (month, studio), cell in rollups.resum(months, fresh).items()})
+    if scope[0] == "studio":
+        replaced = {rollups.cell_id(period, studio): cell for (_, period, studio), cell in overrides.items()}
+    else:
+        paths = rollups.studio_paths({studio for _, _, studio in overrides})
+        targets = {(grain, period, code) for grain, period, studio in overrides
+                   if (code := rollups.scope_code(scope, paths.get(studio, []))) is not None}
+        regions = rollups.resum_regions(targets, overrides)
+        # months inside a whole year are read through their year cell
+        in_years = {key: cell for key, cell in regions.items()
+                    if key.startswith("month:") and rollups.covering(ranges, key.split(":")[1]) == "year"}
+        years = rollups.resum_years({(key.split(":")[1][:4], key.split(":")[2]) for key in in_years}, in_years)
+        replaced = {key: cell for key, cell in regions.items() if key not in in_years} | years
+    for key, cell in replaced.items():
+        if cell is None:
+            found.pop(key, None)
+        else:
+            found[key] = cell
+    cells = [_settled(cell, now_ms) for cell in found.values()]
     return cells, {"as_of": as_utc(current["watermark"]), "cells": len(cells), "recomputed_cells": len(fresh)}
 
 
-def overdue_open(region_code: str, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> list[dict]:
-    """Open issues past their deadline now, created in the period, in the region: read live, one
-    (status, due_at) index range per open state, so the cost follows the overdue issues only."""
-    found = []
-    fields = {"region_path": 1, "created_at": 1, "studio_id": 1, "township_code": 1, "category": 1}
-    for status in OPEN:
-        for issue in rollups.issues_collection().find({"status": status, "due_at": {"$lt": now}}, fields):
-            if region_code in (issue.get("region_path") or ()) and start <= as_utc(issue["created_at"]) < end:
-                found.append(issue)
-    return found
+def _settled(cell: dict, now_ms: int) -> dict:
+    return {**cell, "by_category": {category: figures.settle(counters, now_ms)
+                                    for category, counters in cell["by_category"].items()}}
 
 
 def _cell_group(cell: dict, category: str, group_by: str):
@@ -153,17 +156,7 @@ def _cell_group(cell: dict, category: str, group_by: str):
         return str(cell["studio_id"])
     if group_by == "category":
         return category
-    return cell["month"] if "month" in cell else cell["day"][:7]
-
-
-def _issue_group(issue: dict, group_by: str, tz: ZoneInfo):
-    if group_by == "township":
-        return issue.get("township_code")
-    if group_by == "studio":
-        return str(issue["studio_id"])
-    if group_by == "category":
-        return issue["category"]
-    return figures.local_day(issue["created_at"], tz)[:7]
+    return (cell.get("month") or cell.get("day") or cell["period"])[:7]
 
 
 def _group_names(area: Region, group_by: str, date_from: dt.date, date_to: dt.date) -> dict:
