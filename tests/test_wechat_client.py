@@ -103,6 +103,19 @@ def test_token_fetched_once_and_shared_by_two_clients(settings, db, fake_wechat)
     assert used == {cached[0]["access_token"]}
 
 
+def test_a_process_keeps_the_token_in_memory_until_near_expiry(settings, db, fake_wechat):
+    client = WeChatClient(settings)
+    client.check_text("小区门口路灯坏了", "o-alice")
+    db.wechat_tokens.update_one({}, {"$set": {"access_token": "changed-elsewhere"}})
+    client.check_text("楼道堆满杂物", "o-bob")  # no database read: the copy in memory is used
+    used = [params["access_token"] for params in calls_to(fake_wechat, "/wxa/msg_sec_check")]
+    assert used[0] == used[1] != "changed-elsewhere"
+
+    client._memo = (used[0], utcnow() + dt.timedelta(minutes=4))  # near expiry: read the shared copy again
+    assert client.access_token() == "changed-elsewhere"
+    assert len(calls_to(fake_wechat, TOKEN)) == 1
+
+
 def test_concurrent_first_fetches_leave_one_cache_document(settings, db, fake_wechat):
     tokens, errors = [], []
     start = threading.Barrier(6)

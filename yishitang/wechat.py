@@ -83,6 +83,7 @@ class WeChatClient:
         self.base_url = settings.wechat_api_base.rstrip("/")
         self.session = session or requests.Session()
         self.sleep = sleep
+        self._memo: tuple[str, dt.datetime] | None = None  # this process's copy of the shared token
 
     # -- the calls ---------------------------------------------------------------------------
 
@@ -157,14 +158,22 @@ class WeChatClient:
         return self._fetch_token(force_refresh=False)
 
     def _cached_token(self) -> str | None:
+        # Kept in memory until it nears expiry: no database read per WeChat call.
+        if self._memo and self._memo[1] - utcnow() > TOKEN_MARGIN:
+            return self._memo[0]
+        return self._stored_token()
+
+    def _stored_token(self) -> str | None:
         cached = WeChatToken.objects(appid=self.settings.wechat_appid).first()
         if cached and as_utc(cached.expires_at) - utcnow() > TOKEN_MARGIN:
+            self._memo = (cached.access_token, as_utc(cached.expires_at))
             return cached.access_token
         return None
 
     def _refresh_token(self, rejected: str) -> str:
         """A token WeChat refused: take a newer one; spend a forced refresh (20/day) only if needed."""
-        cached = self._cached_token()
+        self._memo = None
+        cached = self._stored_token()
         if cached and cached != rejected:  # another process refreshed it already
             return cached
         token = self._fetch_token(force_refresh=False)
@@ -185,9 +194,11 @@ class WeChatClient:
             with_token=False,
         )
         token, now = data["access_token"], utcnow()
+        expires_at = now + dt.timedelta(seconds=int(data.get("expires_in", 7200)))
+        self._memo = (token, expires_at)
         update = {
             "set__access_token": token,
-            "set__expires_at": now + dt.timedelta(seconds=int(data.get("expires_in", 7200))),
+            "set__expires_at": expires_at,
             "set__updated_at": now,
             "set_on_insert__created_at": now,
         }

@@ -1,6 +1,7 @@
 """The baseline: bare Flask + pymongo handlers doing the same database work as Yishitang's hot routes.
 
-Same token check (decode the JWT, read the user), same queries on the same indexes, same writes;
+Same token check (decode the JWT, read the user), same queries on the same indexes, same writes
+(the issue rate-limit counter included);
 no flask-smorest, marshmallow, mongoengine, role shaping or error mapping. `run.py` serves this
 under gunicorn beside the real app and compares the two.
 """
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import jwt
 import pymongo
+import requests
 from bson import ObjectId
 from flask import Flask, abort, jsonify, request
 
@@ -24,17 +26,16 @@ TZ = ZoneInfo("Asia/Shanghai")
 WECHAT = os.environ["WECHAT_API_BASE"]
 app = Flask(__name__)
 _token = {}
+wechat = requests.Session()  # kept alive, as the app's client does
 
 
 def check_text(content, openid):
     """The same WeChat text check the app makes before storing an issue (one HTTP call)."""
-    import requests
-
     if "value" not in _token:
-        _token["value"] = requests.post(f"{WECHAT}/cgi-bin/stable_token", json={
+        _token["value"] = wechat.post(f"{WECHAT}/cgi-bin/stable_token", json={
             "grant_type": "client_credential", "appid": os.environ["WECHAT_APPID"],
             "secret": os.environ["WECHAT_SECRET"], "force_refresh": False}, timeout=5).json()["access_token"]
-    return requests.post(f"{WECHAT}/wxa/msg_sec_check", params={"access_token": _token["value"]},
+    return wechat.post(f"{WECHAT}/wxa/msg_sec_check", params={"access_token": _token["value"]},
                          json={"content": content, "version": 2, "scene": 3, "openid": openid}, timeout=5).json()
 
 
@@ -75,6 +76,11 @@ def create():
     from yishitang.issues.text import index_terms
 
     user = caller()
+    # The per-user issue rate limit: the same counter write and read as the app's.
+    window = int(dt.datetime.now(dt.timezone.utc).timestamp()) // 3600 * 3600
+    counter = {"_id": f"issues:{user['_id']}:{window}"}
+    db.rate_limits.update_one(counter, {"$inc": {"count": 1}}, upsert=True)
+    db.rate_limits.find_one(counter)
     body = request.get_json()
     check_text(f"{body['title']}\n{body['description']}", user.get("openid", ""))
     studio = db.studios.find_one({"_id": ObjectId(body["studio_id"])})

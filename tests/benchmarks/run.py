@@ -157,9 +157,12 @@ def hot_routes(db, year):
     admin = db.users.find_one({"username": "admin"})
     studio_id = str(sample["studio_id"])
     issue_ids = [str(i["_id"]) for i in db.issues.find({"studio_id": sample["studio_id"], "status": "in_progress",
-                                                          "level": "grassroots"}, {"_id": 1}).limit(50)]
+                                                          "level": "grassroots"}, {"_id": 1}).limit(100)]
     counter = iter(range(10**9))
-    detail_ids = iter(issue_ids * 1000)
+    # Details read one half, comments go to the other: a detail's timeline stays as loaded, and
+    # the comments of repeated runs spread thin.
+    detail_ids = iter(issue_ids[:len(issue_ids) // 2] * 1000)
+    action_ids = iter(issue_ids[len(issue_ids) // 2:] * 1000)
     create = {"title": "老旧小区充电车棚", "description": "幸福小区三号楼前电动车无处充电，居民飞线充电有火灾隐患。",
               "category": "community_facilities", "studio_id": studio_id}
     period = {"region": "211104", "from": f"{year}-01-01", "to": f"{year}-12-31"}
@@ -174,8 +177,8 @@ def hot_routes(db, year):
          lambda: f"/bare/issues/{next(detail_ids)}", None),
         ("create issue", "resident", "POST", lambda: "/api/v1/issues", lambda: "/bare/issues",
          lambda: {**create, "title": f"充电车棚问题{next(counter)}"}),
-        ("action (comment)", "member", "POST", lambda: f"/api/v1/issues/{issue_ids[0]}/actions",
-         lambda: f"/bare/issues/{issue_ids[0]}/actions", lambda: {"action": "comment", "note": "已联系物业"}),
+        ("action (comment)", "member", "POST", lambda: f"/api/v1/issues/{next(action_ids)}/actions",
+         lambda: f"/bare/issues/{next(action_ids)}/actions", lambda: {"action": "comment", "note": "已联系物业"}),
     ]
 
 

@@ -124,25 +124,8 @@ def view(issue: Issue, viewer, with_timeline: bool = True) -> dict:
     full = viewer is not None and (viewer.id == issue.reporter_id or is_staff_viewer(viewer, issue))
     may_see_phone = viewer is not None and (viewer.id == issue.reporter_id or STAFF in capacities(viewer, issue))
     now = utcnow()
-    timeline = []
-    for entry in (issue.timeline or ()) if with_timeline else ():
-        if entry.held and not full:
-            continue
-        actor = entry.actor
-        is_resident = actor is not None and actor.role == "resident"
-        name = actor.display_name if actor else "系统"
-        if is_resident and not full:
-            name = _public_name(issue, actor.id, name)
-        # A rating's comment is the reporter's word to the staff (unchecked by WeChat): like
-        # `feedback.comment`, it is not for the public board.
-        note = entry.note if full or entry.action != "feedback" else None
-        timeline.append({
-            "at": iso(entry.at), "action": entry.action, "from_status": entry.from_status,
-            "to_status": entry.to_status, "level": entry.level, "note": note, "visit": bool(entry.visit),
-            "consultation_id": str(entry.consultation_id) if entry.consultation_id else None,
-            "actor": {"id": str(actor.id) if actor and actor.id and (full or not is_resident) else None,
-                      "role": actor.role if actor else "system", "display_name": name},
-        })
+    timeline = [_shown_entry(issue, entry, full) for entry in _raw_timeline(issue) if full or not entry.get("held")] \
+        if with_timeline else []
     anonymous = bool(issue.anonymous)
     reporter = ({"id": str(issue.reporter_id), "display_name": issue.reporter_name, "anonymous": anonymous}
                 if full else {"id": None, "display_name": ANONYMOUS if anonymous else masked_name(issue.reporter_name),
@@ -172,6 +155,33 @@ def view(issue: Issue, viewer, with_timeline: bool = True) -> dict:
         "created_at": iso(issue.created_at), "updated_at": iso(issue.updated_at), "accepted_at": iso(issue.accepted_at),
         "first_response_at": iso(issue.first_response_at), "closed_at": iso(issue.closed_at),
         "version": issue.version,
+    }
+
+
+def _raw_timeline(issue) -> list[dict]:
+    """The stored timeline entries as plain dicts, whether the issue is a raw row or a document."""
+    if isinstance(issue, dict):
+        return issue.get("timeline") or []
+    return [entry.to_mongo() for entry in issue.timeline or ()]
+
+
+def _shown_entry(issue, entry: dict, full: bool) -> dict:
+    actor = entry.get("actor") or {}
+    role = actor.get("role")
+    is_resident = role == "resident"
+    name = actor.get("display_name") if actor else "系统"
+    if is_resident and not full:
+        name = _public_name(issue, actor.get("id"), name)
+    # A rating's comment is the reporter's word to the staff (unchecked by WeChat): like
+    # `feedback.comment`, it is not for the public board.
+    note = entry.get("note") if full or entry.get("action") != "feedback" else None
+    consultation = entry.get("consultation_id")
+    return {
+        "at": iso(entry.get("at")), "action": entry.get("action"), "from_status": entry.get("from_status"),
+        "to_status": entry.get("to_status"), "level": entry.get("level"), "note": note, "visit": bool(entry.get("visit")),
+        "consultation_id": str(consultation) if consultation else None,
+        "actor": {"id": str(actor["id"]) if actor.get("id") and (full or not is_resident) else None,
+                  "role": role if actor else "system", "display_name": name},
     }
 
 

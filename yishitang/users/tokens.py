@@ -13,10 +13,11 @@ import secrets
 import uuid
 
 import jwt
+from bson import ObjectId
 from flask import current_app
 
-from ..auth import ALGORITHM
 from .. import db
+from ..auth import ALGORITHM
 from ..db import utcnow
 from ..errors import Unauthorized
 from .models import RefreshToken, User
@@ -100,7 +101,9 @@ def revoke_user(user_id) -> None:
 
 def load_user(claims: dict) -> User:
     """The user loader for `auth`: unknown, disabled or outdated tokens are refused at once."""
-    user = User.objects(id=claims["sub"]).first() if _is_oid(claims["sub"]) else None
+    # Every request runs this: a plain find_one, without mongoengine's queryset building.
+    raw = User._get_collection().find_one({"_id": ObjectId(claims["sub"])}) if _is_oid(claims["sub"]) else None
+    user = User._from_son(raw) if raw is not None else None
     if user is not None and not user.active:
         raise Unauthorized("账号已停用", error="account_disabled")
     if user is None or claims.get("tv") != user.token_version:
