@@ -6,6 +6,8 @@ feature registers the loader that turns verified claims into a user (`set_user_l
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jwt
 from flask import current_app, g, request
 
@@ -62,6 +64,24 @@ def authenticate(roles=None):
 
 def current_user():
     return g.get("user")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The parts of a user that access checks read, as plain values: a list page checks them for
+    every row, and reading mongoengine fields each time costs more than the rows themselves."""
+
+    id: object
+    roles: frozenset
+    studio_ids: frozenset
+    scope_region_code: str | None
+
+
+def snapshot(user) -> Snapshot | None:
+    if user is None:
+        return None
+    return Snapshot(user.id, frozenset(user.roles or ()), frozenset(user.studio_ids or ()),
+                    getattr(user, "scope_region_code", None))
 
 
 def has_role(user, *roles) -> bool:

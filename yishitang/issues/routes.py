@@ -2,7 +2,7 @@ from flask import request
 from flask.views import MethodView
 
 from ..api import Blueprint, expected_version, paginate
-from ..auth import ROLES, current_user
+from ..auth import ROLES, current_user, snapshot
 from ..db import Row
 from ..idempotency import describe as idempotency_header
 from ..idempotency import idempotent
@@ -33,7 +33,8 @@ class Issues(MethodView):
         """
         user = current_user()
         page = paginate(service.search(user, **args), pagination_parameters)
-        return [service.view(Row(issue), user, with_timeline=False) for issue in page]
+        viewer = snapshot(user)
+        return [service.view(Row(issue), viewer, with_timeline=False) for issue in page]
 
     @blp.login_required(roles=("resident",))
     @idempotency_header(blp)
