@@ -81,7 +81,15 @@ def test_hot_queries_use_indexes(app, db, people, district, client, login):
     assert_indexed(db.notifications, {"delivery.state": "pending", "delivery.next_attempt_at": {"$lte": NOW}})
     assert_indexed(db.notifications, {"delivery.state": "sending", "delivery.lease_until": {"$lt": NOW}})
     assert_indexed(db.notifications, {"user_id": member.id, "read_at": None}, newest)
-    assert_indexed(db.consultations, {"status": "planned", "starts_at": {"$gte": NOW}})
+    assert_indexed(db.consultations, {"status": "planned", "starts_at": {"$gte": NOW, "$lt": NOW + dt.timedelta(days=1)}})
+    # consultation lists, as each role asks for them
+    from yishitang.consultations import service as consultations
+
+    for user, filters in ((member, {}), (coordinator, {}), (people["resident"], {}), (people["admin"], {}),
+                          (people["admin"], {"studio": str(studio)}), (people["admin"], {"region": "211104001"}),
+                          (member, {"status": ["planned"]})):
+        plan = consultations.search(user, **filters).explain()["queryPlanner"]["winningPlan"]
+        assert "COLLSCAN" not in stages(plan), (user.roles, filters, plan)
     assert_indexed(db.job_runs, {"_id": "send_outbox:1"})
 
     # the three-tier map

@@ -21,8 +21,9 @@ def send_reminders(now: dt.datetime) -> int:
     """
     queued = 0
     for label, after, until in BANDS:
-        sessions = Consultation.objects(status__in=["planned", "held"], starts_at__gt=now + after,
-                                        starts_at__lte=now + until).hint(service.INDEX_FOR["reminders"])
+        # One (status, starts_at) range per status: each query names only the index's fields.
+        sessions = [c for status in ("planned", "held")
+                    for c in Consultation.objects(status=status, starts_at__gt=now + after, starts_at__lte=now + until)]
         for c in sessions:
             when = "1 小时" if label == "1h" else "24 小时"
             queued += service.notify_about(

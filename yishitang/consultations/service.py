@@ -593,7 +593,11 @@ def search(user, studio=None, region=None, status=None, start=None, end=None, or
     if start or end:
         query["starts_at"] = {**({"$gte": start} if start else {}), **({"$lt": end} if end else {})}
     sort = ("-starts_at", "-id") if order == "desc" else ("starts_at", "id")
-    return Consultation.objects(__raw__=query).order_by(*sort).hint(INDEX_FOR[index])
+    found = Consultation.objects(__raw__=query).order_by(*sort)
+    # Name the index only when filters go beyond its fields: SecantusDB's planner uses an index
+    # only when it covers every field, and walks a hinted index whole.
+    covered = {field for field, _ in INDEX_FOR[index]} | {"_id"}
+    return found.hint(INDEX_FOR[index]) if set(query) - covered else found
 
 
 # --- what a viewer sees ------------------------------------------------------------------------
