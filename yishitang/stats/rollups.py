@@ -333,7 +333,8 @@ def rebuild(tz: ZoneInfo, deadlines: Deadlines, computed_at: dt.datetime, cutoff
     removed = sum(collection().delete_many({}).deleted_count
                   for collection in (days_collection, months_collection, regions_collection))
     written, months, tops = 0, set(), set()
-    for studio in Studio._get_collection().find({}, {"_id": 1, "region_path": 1}):
+    # Read whole first: a cursor left open across the whole rebuild would outlive its idle timeout.
+    for studio in list(Studio._get_collection().find({}, {"_id": 1, "region_path": 1})):
         days = build(issues_collection().find({"studio_id": studio["_id"]}, figures.ISSUE_FIELDS), tz, deadlines)
         days = {key: compacted(cell, cutoff_ms) for key, cell in days.items()}
         written += _insert(days_collection(), days.values(), computed_at)
