@@ -26,6 +26,7 @@ and a range), so both MongoDB and SecantusDB walk just the matching index range.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from zoneinfo import ZoneInfo
 
@@ -38,6 +39,7 @@ from ..studios.models import Studio
 from . import cells as figures
 from .models import MonthCell, RegionCell, RollupCell, RollupState
 
+log = logging.getLogger(__name__)
 STATE_ID = "rollups"
 VERSION = 3  # raise when the counters change: every cell is rebuilt by the next job run
 LAG = dt.timedelta(minutes=2)
@@ -334,7 +336,10 @@ def rebuild(tz: ZoneInfo, deadlines: Deadlines, computed_at: dt.datetime, cutoff
                   for collection in (days_collection, months_collection, regions_collection))
     written, months, tops = 0, set(), set()
     # Read whole first: a cursor left open across the whole rebuild would outlive its idle timeout.
-    for studio in list(Studio._get_collection().find({}, {"_id": 1, "region_path": 1})):
+    studios = list(Studio._get_collection().find({}, {"_id": 1, "region_path": 1}))
+    for done, studio in enumerate(studios, start=1):
+        if done % 20 == 0:
+            log.info("stats rebuild: %d of %d studios", done, len(studios))
         days = build(issues_collection().find({"studio_id": studio["_id"]}, figures.ISSUE_FIELDS), tz, deadlines)
         days = {key: compacted(cell, cutoff_ms) for key, cell in days.items()}
         written += _insert(days_collection(), days.values(), computed_at)
