@@ -8,6 +8,9 @@ The image copies this file to /app/gunicorn.conf.py. Besides the app's own setti
   GUNICORN_THREADS    threads per worker (default 1: sync workers; more switches to gthread)
   GUNICORN_TIMEOUT    seconds a request may take before its worker is restarted (default 60)
   LOG_LEVEL           gunicorn's log level, as for the `yishitang` command (default INFO)
+  PROMETHEUS_MULTIPROC_DIR
+                      where the workers keep their Prometheus counts, emptied at start
+                      (default: a new folder in the temporary directory, removed at exit)
 
 The X-Forwarded-* headers of the proxy in front are the app's business (PROXY_COUNT); gunicorn
 keeps its default of trusting none but 127.0.0.1.
@@ -20,6 +23,8 @@ worker must open its own MongoDB client after the fork (pymongo clients are not 
 import math
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 
 def cpu_count(cgroup_root: str = "/sys/fs/cgroup") -> int:
@@ -97,3 +102,36 @@ proc_name = "yishitang-api"
 # No runtime control socket (gunicorn 25.1+ opens one in $HOME/.gunicorn by default): the
 # container is managed from outside, and its root filesystem is read-only.
 control_socket_disable = True
+
+
+# Prometheus (GET /metrics): each worker writes its counts into files in one folder and a scrape of
+# any worker adds them all up (prometheus_client's multiprocess mode). The variable is set here,
+# in the master before any worker starts and before prometheus_client is imported, so every
+# worker inherits it; the folder is emptied so that counts start from zero with the server.
+_METRICS_PREFIX = "yishitang-metrics-"
+
+
+def on_starting(server):
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix=_METRICS_PREFIX)
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+
+
+def child_exit(server, worker):
+    """A worker is gone (recycled, timed out, crashed): keep its counts, drop its files."""
+    try:
+        from yishitang.metrics import mark_process_dead
+
+        mark_process_dead(worker.pid)
+    except Exception:  # metrics must never take the master down
+        server.log.exception("could not fold the metrics of worker %s", worker.pid)
+
+
+def on_exit(server):
+    """Remove the folder if on_starting made it (a reload re-reads this file, so ask the path)."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if os.path.dirname(path) == tempfile.gettempdir() and os.path.basename(path).startswith(_METRICS_PREFIX):
+        shutil.rmtree(path, ignore_errors=True)

@@ -46,6 +46,8 @@ ROLES = ("anon", "resident", "neighbour", "member", "other_member", "coordinator
 #   xingfu / liushu  the studios; township = region 211104001; resident = the resident's account
 #   integration  an Open311 api key issued by the admin; board_number / issue_number the issues' numbers
 #   far (no path object)  the same request aimed at 柳树 / 211104002 instead of 幸福 / 211104001
+#   public / proxied  /metrics from a public address / relayed by a proxy (X-Forwarded-For); the test
+#             client's own address is loopback, which may scrape (no METRICS_TOKEN in the tests)
 # Open311 (/open311/v2) is public and ignores the bearer token: every role gets the same answer, and
 # the public reads must hold nothing private (no held issue, phone or feedback comment).
 MATRIX_TEXT = """
@@ -150,6 +152,9 @@ DELETE /open311/v2/<path:rest>                            nowhere        404 404
 
 GET    /healthz                                           -              200 200 200 200 200  200 200  200  200
 GET    /readyz                                            -              200 200 200 200 200  200 200  200  200
+GET    /metrics                                           -              200 200 200 200 200  200 200  200  200
+GET    /metrics                                           public         403 403 403 403 403  403 403  403  403
+GET    /metrics                                           proxied        403 403 403 403 403  403 403  403  403
 GET    /openapi.json                                      -              200 200 200 200 200  200 200  200  200
 GET    /docs                                              -              200 200 200 200 200  200 200  200  200
 GET    /docs/assets/<path:filename>                       swagger-ui.css 200 200 200 200 200  200 200  200  200
@@ -408,6 +413,10 @@ def request_for(app, fake_wechat, world, method, rule, case, role):
     elif key == ("POST", "/open311/v2/requests.<any(json, xml):fmt>"):
         kwargs["data"] = {"service_code": "community_facilities", "description": "5 号楼单元门禁坏了一个月",
                           "lat": "41.801", "long": "123.401", **({} if case == "no_key" else {"api_key": ids["api_key"]})}
+    elif key == ("GET", "/metrics") and case == "public":
+        kwargs["environ_base"] = {"REMOTE_ADDR": "8.8.8.8"}
+    elif key == ("GET", "/metrics") and case == "proxied":
+        kwargs["environ_base"] = {"HTTP_X_FORWARDED_FOR": "10.0.0.7"}
     elif key[0] == "GET" and rule.startswith("/api/v1/stats/"):
         kwargs["query_string"] = {"region": "211104002" if far else "211104001"}
     return url, kwargs

@@ -63,6 +63,8 @@ class Settings:
     rate_limit_open311: str = "120/3600"  # Open311 requests filed per api key (a hotline files for many people)
     rate_limit_open311_read: str = "300/60"  # Open311 reads per client IP (public, no key)
     proxy_count: int = 0  # trusted reverse proxies in front (X-Forwarded-For hops to believe)
+    # Bearer token of `GET /metrics`; unset: only loopback and private-network clients may scrape.
+    metrics_token: str = ""
 
     @property
     def rate_limits(self) -> dict:
@@ -113,6 +115,8 @@ class Settings:
             )
         if self.jwt_secret and len(self.jwt_secret) < 32 and not (self.demo or self.testing):
             raise ConfigError("JWT_SECRET must be at least 32 characters long")
+        if self.metrics_token and len(self.metrics_token) < 16:
+            raise ConfigError("METRICS_TOKEN must be at least 16 characters long (or unset)")
 
     @property
     def signing_key(self) -> str:
@@ -181,5 +185,6 @@ SETTINGS: dict[str, tuple[str, type, str]] = {
     "open311_contact": ("OPEN311_CONTACT", str, "who outside tools contact for Open311 help and api keys, shown in `discovery` (default 议事堂管理员（区政协办公室）)"),
     "open311_nearest_studio_km": ("OPEN311_NEAREST_STUDIO_KM", float, "an Open311 request located farther than this from every active studio is refused (default 20)"),
     "proxy_count": ("PROXY_COUNT", int, "reverse proxies in front whose X-Forwarded-For is trusted (default 0; 1 behind nginx)"),
+    "metrics_token": ("METRICS_TOKEN", str, "bearer token that `GET /metrics` requires, 16+ chars; unset: only loopback and private-network addresses may scrape (default unset)"),
     "retry_after_s": ("RETRY_AFTER", int, "Retry-After seconds sent with 503 when the database is unreachable (default 5)"),
 }
