@@ -1,4 +1,6 @@
-"""The demo district: scale and shape from CONTEXT.md, working demo logins, and a rerun that changes nothing."""
+"""The demo district: scale and shape from CONTEXT.md, working demo logins, and a rerun that changes nothing.
+
+Its year of issues is tests/test_demo_issues.py."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ def _by_id(db, collection):
 def test_seed_builds_a_district_of_real_scale(seeded, db):
     assert seeded == {"districts": 1, "townships": 16, "grassroots": 191, "studios": 191, "members": 209,
                       "coordinators": 17, "admins": 1, "residents": 5, "created": 208 + 191 + 232}
+    # The year of issues is a separate step (demo `serve`, `seed-demo --issues`: tests/test_demo_issues.py).
+    assert db.issues.count_documents({}) == 0 and db.counters.count_documents({}) == 0
     regions = {r["code"]: r for r in db.regions.find()}
     assert len(regions) == 1 + 16 + 191
     assert regions[DISTRICT_CODE]["kind"] == "district"

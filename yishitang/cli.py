@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -77,7 +78,9 @@ def main():
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--scheduler/--no-scheduler", "with_scheduler", default=None,
               help="also run `yishitang scheduler` as a child process (default: with the embedded database)")
-def serve(host, port, with_scheduler):
+@click.option("--demo-issues", default=None, type=click.IntRange(0, 100_000),
+              help="demo mode: issues of the last year to add when the database has none [default: 1000]")
+def serve(host, port, with_scheduler, demo_issues):
     """Run the API (embedded database when MONGODB_URI is unset; demo data in demo mode)."""
     settings = _settings()
     if with_scheduler is None:
@@ -96,10 +99,11 @@ def serve(host, port, with_scheduler):
                                         wechat_secret=fake.secret, wechat_templates=templates)
         app = _app(settings)
         if settings.demo:
-            from .demo import DEMO_LOGINS, seed_demo
+            from .demo import DEMO_ISSUES, DEMO_LOGINS, seed_demo
 
             with app.app_context(), _reachable():
                 seed_demo(progress=True)
+                _seed_demo_issues(DEMO_ISSUES if demo_issues is None else demo_issues)
             _banner(host, port, settings, DEMO_LOGINS)
         else:
             _banner(host, port, settings, [])
@@ -179,8 +183,24 @@ def scheduler(scale):
     scheduling.run_forever(app, scale=scale)
 
 
+def _seed_demo_issues(count: int) -> dict:
+    """A year of demo issues when the database has none; says on stderr what it added and how fast."""
+    from .demo import seed_demo_issues
+
+    if not count:
+        return {"issues": 0, "neighbours": 0}
+    started = time.monotonic()
+    added = seed_demo_issues(count)
+    if added["issues"]:
+        click.echo(f"演示议题 (demo issues): {added['issues']} of the last year added in "
+                   f"{time.monotonic() - started:.1f} s", err=True)
+    return added
+
+
 @main.command("seed-demo")
-def seed_demo_command():
+@click.option("--issues", "issue_count", default=0, show_default=True, type=click.IntRange(0, 100_000),
+              help="also add this many issues of the last year, when the database has no issues yet")
+def seed_demo_command(issue_count):
     """Load the demo district (idempotent: a second run adds nothing)."""
     settings = _settings()
     with _database(settings) as settings, _reachable():
@@ -189,6 +209,11 @@ def seed_demo_command():
         app = _app(settings)
         with app.app_context():
             counts = seed_demo(progress=True)
+            if issue_count:
+                from .issues.models import Issue
+
+                created = _seed_demo_issues(issue_count)["issues"]
+                counts.update(issues=Issue.objects.count(), created_issues=created)
     click.echo(json.dumps(counts, ensure_ascii=False))
 
 

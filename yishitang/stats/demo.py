@@ -4,7 +4,9 @@
 choices (answered in time or late, withdrawn, rejected, escalated, visited, resolved, rated,
 reopened, closed without a rating, supervised), setting the fields and the timeline as the
 issues service does; events after `now` do not happen yet. `seed_issues` inserts such issues at
-the studios of a region, back-dated over a period. Nothing here runs in production.
+the studios of a region, back-dated over a period; `plan_issues` only builds them, so the demo
+district (yishitang/demo.py) can put its people on them before `insert_issues`. Nothing here runs
+in production.
 """
 
 from __future__ import annotations
@@ -143,15 +145,20 @@ def seed_issues(count: int, *, region_code: str, start: dt.datetime, end: dt.dat
     """Insert `count` issues raised between `start` and `end` at the region's studios, each as it
     stands at `now`; a few more as duplicates of others. Once per database (numbers DEMO-<year>-n).
     Returns their ids."""
+    return insert_issues(plan_issues(count, region_code=region_code, start=start, end=end, now=now, seed=seed,
+                                     settings=settings, duplicates=duplicates))
+
+
+def plan_issues(count: int, *, region_code: str, start: dt.datetime, end: dt.datetime, now: dt.datetime,
+                seed: int = 7, settings=None, duplicates: int = 0) -> list[dict]:
+    """The documents `seed_issues` inserts, without writing anything (the demo district dresses them first)."""
     rng = random.Random(seed)
     studios = list(Studio.objects(region_path=region_code, active=True).order_by("region_code", "name"))
     if not studios:
         raise ValueError(f"no studios under {region_code}")
     weights = [rng.uniform(0.3, 3) for _ in studios]  # some studios are busier than others
     reporters = [u.id for u in User.objects(roles="resident").only("id")] or [ObjectId()]
-    response_days = settings.response_deadline_days if settings else 3
-    handling = ({"grassroots": settings.handling_days_grassroots, "township": settings.handling_days_township,
-                 "district": settings.handling_days_district} if settings else None)
+    response_days, handling = deadlines(settings)
     docs, span = [], (end - start).total_seconds()
     year_counters: dict[int, int] = {}
     for n in range(count + duplicates):
@@ -171,16 +178,37 @@ def seed_issues(count: int, *, region_code: str, start: dt.datetime, end: dt.dat
                               due_at=None, updated_at=at)
         year = created.year
         year_counters[year] = year_counters.get(year, 0) + 1
-        docs.append({
-            "_id": ObjectId(), "number": f"DEMO-{year}-{year_counters[year]:06d}",
-            "title": rng.choice(TITLES[category]), "description": "演示数据：居民反映的问题，用于展示统计看板。",
-            "category": category, "studio_id": studio.id, "region_code": studio.region_code,
-            "township_code": studio.township_code, "district_code": studio.district_code,
-            "region_path": list(studio.region_path), "reporter_id": rng.choice(reporters),
-            "reporter_name": "演示居民", "anonymous": False, "address": studio.address, "attachments": [],
-            "supporters_count": rng.randint(0, 12), "moderation": "pass", "on_board": True, "search_terms": [],
-            "version": len(fields["timeline"]), "created_at": created, "duplicate_of": None, **fields,
-        })
+        docs.append(issue_doc(rng, studio, category, created, fields, f"DEMO-{year}-{year_counters[year]:06d}",
+                              reporters))
+    return docs
+
+
+def deadlines(settings) -> tuple[int, dict | None]:
+    """The response days and the handling days per tier that `simulate` takes, from the settings."""
+    if settings is None:
+        return 3, None
+    return settings.response_deadline_days, {"grassroots": settings.handling_days_grassroots,
+                                             "township": settings.handling_days_township,
+                                             "district": settings.handling_days_district}
+
+
+def issue_doc(rng: random.Random, studio: Studio, category: str, created: dt.datetime, fields: dict, number: str,
+              reporters: list[ObjectId]) -> dict:
+    """An issue document around the fields `simulate` returned, at the studio, by one of `reporters`."""
+    return {
+        "_id": ObjectId(), "number": number,
+        "title": rng.choice(TITLES[category]), "description": "演示数据：居民反映的问题，用于展示统计看板。",
+        "category": category, "studio_id": studio.id, "region_code": studio.region_code,
+        "township_code": studio.township_code, "district_code": studio.district_code,
+        "region_path": list(studio.region_path), "reporter_id": rng.choice(reporters),
+        "reporter_name": "演示居民", "anonymous": False, "address": studio.address, "attachments": [],
+        "supporters_count": rng.randint(0, 12), "moderation": "pass", "on_board": True, "search_terms": [],
+        "version": len(fields["timeline"]), "created_at": created, "duplicate_of": None, **fields,
+    }
+
+
+def insert_issues(docs: list[dict]) -> list[ObjectId]:
+    """Derive `on_board` and `version` as the service does, check each against the model, insert all."""
     for doc in docs:
         doc["on_board"] = doc["status"] not in ("rejected", "withdrawn") and doc["duplicate_of"] is None
         doc["version"] = len(doc["timeline"])
