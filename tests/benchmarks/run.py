@@ -107,14 +107,19 @@ def refresh_rollups(env):
     return time.monotonic() - started
 
 
+REUSE_FROM = 100_000  # smaller sizes load in seconds: always fresh
+
+
 class Dataset:
-    """One embedded database per size under `storage/<size>`; `--reuse` keeps a loaded one (a
-    million issues take most of an hour to load here), marked by `loaded.json`."""
+    """One embedded database per size under `storage/<size>`; `--reuse` keeps a loaded one of at
+    least REUSE_FROM issues (a million take most of an hour to load here), marked by `loaded.json`.
+    A reused one also holds the issues and comments earlier runs wrote (a few hundred)."""
 
     def __init__(self, storage: Path, size: int, reuse: bool):
         self.path, self.size = storage / str(size), size
         marker = self.path / "loaded.json"
-        self.reused = reuse and marker.exists() and json.loads(marker.read_text())["issues"] == size
+        self.reused = (reuse and size >= REUSE_FROM and marker.exists()
+                       and json.loads(marker.read_text())["issues"] == size)
         if not self.reused:
             shutil.rmtree(self.path, ignore_errors=True)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -223,7 +228,8 @@ def main():
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=20, help="length of the concurrency run")
     parser.add_argument("--storage", default=str(ROOT / "var" / "bench"))
-    parser.add_argument("--reuse", action="store_true", help="keep a size's database when it is already loaded")
+    parser.add_argument("--reuse", action="store_true",
+                        help=f"keep a loaded database of at least {REUSE_FROM} issues from an earlier run")
     parser.add_argument("--load-only", action="store_true", help="load the sizes' databases and stop (with --reuse later)")
     parser.add_argument("--output", default=str(ROOT / "var" / "bench" / "results.json"))
     args = parser.parse_args()
