@@ -131,10 +131,9 @@ def stats():
     found = {}
     for grain, first, last in periods(date_from, date_to, now.astimezone(TZ).date()):
         query = {"parent_code": region, "grain": grain, "period": {"$gte": first, "$lte": last}}
-        found.update((cell["_id"], cell) for cell in db.stats_region_cells.find(query))
+        found.update((cell["_id"], cell) for cell in db.stats_region_cells.find(query, {"by_category": 0}))
     list(db.issues.find({"updated_at": {"$gt": state["watermark"]}}, {"studio_id": 1, "created_at": 1, "region_path": 1}))
     rows = {}
     for cell in found.values():
-        for counters in cell["by_category"].values():
-            cells.add_settled(rows.setdefault(cell["region_code"], cells.new_settled()), cells.settle(counters, now_ms))
+        cells.add_settled(rows.setdefault(cell["region_code"], cells.new_settled()), cells.settle(cell["total"], now_ms))
     return jsonify(rows=[cells.row(settled) for settled in rows.values()])

@@ -5,7 +5,7 @@ loads issues with `yishitang seed-load`, and prints, side by side:
 - wall time and the API process's own CPU time per request, app vs bare (the ratio);
 - how both grow from the smallest to the largest size;
 - throughput, p50/p99 latency at N concurrent clients, and the workers' resident memory.
-CPU time is read from /proc for the worker process, so it does not depend on the database's speed.
+CPU time is read from /proc for the worker's request thread, so it does not depend on the database's speed.
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ DB_NAME = "bench"
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """CPU time of the worker's main thread, which serves the requests (a sync worker's); the
+    pymongo monitor threads tick on the clock, not per request, so slow answers would charge
+    their ticks to the request."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 

@@ -41,7 +41,7 @@ from .models import MonthCell, RegionCell, RollupCell, RollupState
 
 log = logging.getLogger(__name__)
 STATE_ID = "rollups"
-VERSION = 3  # raise when the counters change: every cell is rebuilt by the next job run
+VERSION = 4  # raise when the counters change: every cell is rebuilt by the next job run
 LAG = dt.timedelta(minutes=2)
 DUPLICATE_KEY = 11000
 
@@ -111,7 +111,18 @@ def build(issues, tz: ZoneInfo, deadlines: Deadlines) -> dict[Key, dict]:
             cell = built[key] = _empty("day", day, issue["studio_id"], issue)
         counters = cell["by_category"].setdefault(issue["category"], figures.new_counters())
         figures.tally(counters, issue, deadlines.get(issue["category"], deadlines["other"]))
-    return built
+    return with_totals(built)
+
+
+def with_totals(cells: dict) -> dict:
+    """Give every cell its `total` over the categories: a question not asked by category reads
+    that one set of counters instead of one per category."""
+    for cell in cells.values():
+        total = figures.new_counters()
+        for counters in cell["by_category"].values():
+            figures.add(total, counters)
+        cell["total"] = total
+    return cells
 
 
 def sum_months(day_cells) -> dict[Key, dict]:
@@ -124,7 +135,7 @@ def sum_months(day_cells) -> dict[Key, dict]:
             month = months[key] = _empty("month", key[0], cell["studio_id"], cell)
         for category, counters in cell["by_category"].items():
             figures.add(month["by_category"].setdefault(category, figures.new_counters()), counters)
-    return months
+    return with_totals(months)
 
 
 def recompute(days_by_studio: dict[object, set[str]], tz: ZoneInfo, deadlines: Deadlines) -> dict[Key, dict | None]:
@@ -170,7 +181,7 @@ def sum_regions(studio_cells, grain: str) -> dict[str, dict]:
                     "township_code": path[1] if depth >= 1 else None, "by_category": {}}
             for category, counters in cell["by_category"].items():
                 figures.add(region["by_category"].setdefault(category, figures.new_counters()), counters)
-    return regions
+    return with_totals(regions)
 
 
 def resum_regions(targets: set[tuple[str, str, str]], overrides: dict[Override, dict | None]) -> dict[str, dict | None]:
@@ -204,7 +215,7 @@ def sum_years(month_cells) -> dict[str, dict]:
                                  "by_category": {}}
         for category, counters in cell["by_category"].items():
             figures.add(year["by_category"].setdefault(category, figures.new_counters()), counters)
-    return years
+    return with_totals(years)
 
 
 def resum_years(targets: set[tuple[str, str]], fresh_months: dict[str, dict | None]) -> dict[str, dict | None]:
@@ -283,8 +294,10 @@ def scope_code(scope_: tuple[str, dict], path: list[str]) -> str | None:
     return path[depth] if depth < min(len(path), REGION_DEPTH) else None
 
 
-def stored(scope_: tuple[str, dict], ranges: list[tuple[str, str, str]]) -> dict[str, dict]:
-    """The stored cells of a scope (by id) over `ranges` of (grain, first, last) periods."""
+def stored(scope_: tuple[str, dict], ranges: list[tuple[str, str, str]], by_category: bool) -> dict[str, dict]:
+    """The stored cells of a scope (by id) over `ranges` of (grain, first, last) periods, with
+    their counters per category or only their totals."""
+    projection = {"total": 0} if by_category else {"by_category": 0}
     kind, match = scope_
     found: dict[str, dict] = {}
     for grain, first, last in ranges:
@@ -294,13 +307,13 @@ def stored(scope_: tuple[str, dict], ranges: list[tuple[str, str, str]]) -> dict
         else:
             collection = regions_collection()
             query = {**match, "grain": grain, "period": {"$gte": first, "$lte": last}}
-        found.update((cell["_id"], cell) for cell in collection.find(query))
+        found.update((cell["_id"], cell) for cell in collection.find(query, projection))
     return found
 
 
 def compacted(cell: dict, cutoff_ms: int) -> dict:
     """A studio day cell with its due instants before `cutoff_ms` counted as passed."""
-    for counters in cell["by_category"].values():
+    for counters in [*cell["by_category"].values(), cell["total"]]:
         figures.compact(counters, cutoff_ms)
     cell["next_due"] = figures.next_due(cell["by_category"])
     return cell

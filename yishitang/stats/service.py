@@ -115,7 +115,8 @@ def _cells(area, group_by, date_from, date_to, start, end, tz, deadlines, now):
     # grouped by month, a year is read as its months
     ranges = rollups.periods(date_from, date_to, now.astimezone(tz).date(),
                              years=scope[0] == "region" and group_by != "month")
-    found = rollups.stored(scope, ranges)
+    by_category = group_by == "category"
+    found = rollups.stored(scope, ranges, by_category)
 
     touched = rollups.written_since(current["watermark"], tz, area.code, date_from.isoformat(), date_to.isoformat())
     fresh = rollups.recompute(touched, tz, deadlines)
@@ -140,11 +141,14 @@ def _cells(area, group_by, date_from, date_to, start, end, tz, deadlines, now):
             found.pop(key, None)
         else:
             found[key] = cell
-    cells = [_settled(cell, now_ms) for cell in found.values()]
+    cells = [_settled(cell, now_ms, by_category) for cell in found.values()]
     return cells, {"as_of": as_utc(current["watermark"]), "cells": len(cells), "recomputed_cells": len(fresh)}
 
 
-def _settled(cell: dict, now_ms: int) -> dict:
+def _settled(cell: dict, now_ms: int, by_category: bool = True) -> dict:
+    """The cell with the clock applied: per category, or its total as one pseudo-category."""
+    if not by_category:
+        return {**cell, "by_category": {None: figures.settle(cell["total"], now_ms)}}
     return {**cell, "by_category": {category: figures.settle(counters, now_ms)
                                     for category, counters in cell["by_category"].items()}}
 
