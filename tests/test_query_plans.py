@@ -68,6 +68,7 @@ def test_hot_queries_use_indexes(app, db, people, district, client, login):
     # stats: region and studio cells over a period, writes since the watermark, a region cell's
     # studio cells, a studio's issues (the rebuild)
     assert_indexed(db.stats_region_cells, {"parent_code": "211104", "grain": "month", "period": {"$gte": "2026-01", "$lte": "2026-12"}})
+    assert_indexed(db.stats_region_totals, {"parent_code": "211104", "grain": "year", "period": {"$gte": "2026", "$lte": "2026"}})
     assert_indexed(db.stats_region_cells, {"region_code": "211104", "grain": "day", "period": {"$gte": "2026-01-01", "$lte": "2026-01-31"}})
     assert_indexed(db.stats_cells, {"region_path": "211104", "day": {"$gte": "2026-01-01", "$lte": "2026-01-31"}})
     assert_indexed(db.stats_month_cells, {"region_path": "211104", "month": {"$gte": "2026-01", "$lte": "2026-12"}})

@@ -538,10 +538,10 @@ def test_rollups_equal_a_count_from_scratch_before_and_after_the_job_and_late_ev
 
 
 def snapshot() -> dict:
-    from yishitang.stats.models import MonthCell, RegionCell, RollupCell
+    from yishitang.stats.models import MonthCell, RegionCell, RegionTotal, RollupCell
 
     return {(cls.__name__, doc["_id"]): {k: v for k, v in doc.items() if k != "computed_at"}
-            for cls in (RollupCell, MonthCell, RegionCell) for doc in cls._get_collection().find({})}
+            for cls in (RollupCell, MonthCell, RegionCell, RegionTotal) for doc in cls._get_collection().find({})}
 
 
 @pytest.mark.parametrize("first, last, whole, edges", [
@@ -613,7 +613,13 @@ def test_queries_behind_the_figures_walk_an_index_range(app, known, db):
         "region_code_1_grain_1_period_1": db.stats_region_cells.find(
             {"region_code": "211104", "grain": "day", "period": {"$gte": "2026-03-01", "$lte": "2026-03-31"}}),
     }
-    for index, cursor in plans.items():
+    totals = {  # the same indexes on the region totals
+        "parent_code_1_grain_1_period_1": db.stats_region_totals.find(
+            {"parent_code": "211104", "grain": "year", "period": {"$gte": "2026", "$lte": "2026"}}),
+        "region_code_1_grain_1_period_1": db.stats_region_totals.find(
+            {"region_code": "211104", "grain": "month", "period": {"$gte": "2026-01", "$lte": "2026-12"}}),
+    }
+    for index, cursor in [*plans.items(), *totals.items()]:
         plan = cursor.explain()["queryPlanner"]["winningPlan"]
         assert plan["stage"] == "FETCH" and plan["inputStage"]["stage"] == "IXSCAN", (index, plan)
         assert plan["inputStage"]["indexName"] == index

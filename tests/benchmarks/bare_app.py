@@ -131,7 +131,7 @@ def stats():
     found = {}
     for grain, first, last in periods(date_from, date_to, now.astimezone(TZ).date()):
         query = {"parent_code": region, "grain": grain, "period": {"$gte": first, "$lte": last}}
-        found.update((cell["_id"], cell) for cell in db.stats_region_cells.find(query, {"by_category": 0}))
+        found.update((cell["_id"], cell) for cell in db.stats_region_totals.find(query))
     list(db.issues.find({"updated_at": {"$gt": state["watermark"]}}, {"studio_id": 1, "created_at": 1, "region_path": 1}))
     rows = {}
     for cell in found.values():

@@ -219,7 +219,7 @@ def concurrency(server, paths, headers, clients, seconds):
     [t.join() for t in threads]
     elapsed = time.monotonic() - started
     latencies.sort()
-    return {"requests": len(latencies), "errors": errors, "rps": len(latencies) / elapsed,
+    return {"requests": len(latencies), "errors": errors, "rps": len(latencies) / elapsed, "clients": clients,
             "p50_ms": latencies[len(latencies) // 2] * 1000, "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
             "max_worker_rss_mb": max(peak.values()) if peak else 0, "workers": len(peak)}
 
@@ -261,8 +261,7 @@ def main():
                 print(f"{size:>8} prepared: {results['prepare_seconds'][size]}", flush=True)
                 db = pymongo.MongoClient(dataset.database.uri, tz_aware=True)[DB_NAME]
                 results["sizes"][size] = routes_once(env, db, secret, args.requests)
-                if size == sizes[-1]:
-                    results["concurrency"] = under_load(env, db, secret, args.clients, args.seconds)
+                results.setdefault("concurrency", {})[size] = under_load(env, db, secret, args.clients, args.seconds)
             finally:
                 dataset.database.stop()
     finally:
@@ -331,10 +330,10 @@ def report(results):
         for name in results["sizes"][large]:
             a0, a1 = results["sizes"][small][name]["app"], results["sizes"][large][name]["app"]
             print(f"  {name:<18} {a1['wall_ms'] / a0['wall_ms']:5.2f}x wall  {a1['cpu_ms'] / max(a0['cpu_ms'], 0.01):5.2f}x cpu")
-    c = results.get("concurrency")
-    if c:
-        print(f"\n{c['workers']} workers, 50 clients: {c['rps']:.1f} req/s, p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms, "
-              f"errors {c['errors']}, max worker RSS {c['max_worker_rss_mb']:.0f} MB")
+    for size, c in sorted(results.get("concurrency", {}).items()):
+        print(f"\n{size} issues, {c['workers']} workers, {c['clients']} clients: {c['rps']:.1f} req/s, "
+              f"p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms, errors {c['errors']}, "
+              f"max worker RSS {c['max_worker_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -48,9 +48,9 @@ def refresh_rollups(now: dt.datetime) -> dict:
         targets = {(grain, period, code) for grain, cells in (("day", days), ("month", months))
                    for period, studio in cells for code in paths.get(studio, [])[:rollups.REGION_DEPTH]}
         regions = rollups.resum_regions(targets, {})
-        written += rollups.save(rollups.regions_collection(), regions, started)
+        written += rollups.save_regions(regions, started)
         years = rollups.resum_years({(period[:4], code) for grain, period, code in targets if grain == "month"}, {})
-        written += rollups.save(rollups.regions_collection(), years, started)
+        written += rollups.save_regions(years, started)
         regions.update(years)
         removed = sum(1 for cell in [*days.values(), *months.values(), *regions.values()] if cell is None)
         mode = "incremental"

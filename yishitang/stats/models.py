@@ -77,6 +77,29 @@ class RegionCell(me.Document):
     computed_at = me.DateTimeField(required=True)
 
 
+class RegionTotal(me.Document):
+    """A region cell's counters over all categories, stored apart: a question not asked by
+    category reads these small documents and never the per-category ones."""
+
+    meta = {
+        "collection": "stats_region_totals",
+        "auto_create_index": False,
+        "indexes": [
+            {"fields": ["region_code", "grain", "period"]},
+            {"fields": ["parent_code", "grain", "period"]},
+        ],
+    }
+
+    id = me.StringField(primary_key=True)  # the region cell's id
+    grain = me.StringField(required=True, choices=("day", "month", "year"))
+    period = me.StringField(required=True)
+    region_code = me.StringField(required=True)
+    parent_code = me.StringField()
+    township_code = me.StringField()
+    total = me.DictField()
+    computed_at = me.DateTimeField(required=True)
+
+
 class RollupState(me.Document):
     """One document: up to when the cells are known to be current, and under which definitions."""
 

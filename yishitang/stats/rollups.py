@@ -37,11 +37,11 @@ from ..db import as_utc, utcnow
 from ..issues.models import CATEGORIES, Issue
 from ..studios.models import Studio
 from . import cells as figures
-from .models import MonthCell, RegionCell, RollupCell, RollupState
+from .models import MonthCell, RegionCell, RegionTotal, RollupCell, RollupState
 
 log = logging.getLogger(__name__)
 STATE_ID = "rollups"
-VERSION = 4  # raise when the counters change: every cell is rebuilt by the next job run
+VERSION = 5  # raise when the counters change: every cell is rebuilt by the next job run
 LAG = dt.timedelta(minutes=2)
 DUPLICATE_KEY = 11000
 
@@ -82,6 +82,10 @@ def months_collection():
 
 def regions_collection():
     return RegionCell._get_collection()
+
+
+def totals_collection():
+    return RegionTotal._get_collection()
 
 
 def cell_id(period: str, studio_id) -> str:
@@ -297,7 +301,6 @@ def scope_code(scope_: tuple[str, dict], path: list[str]) -> str | None:
 def stored(scope_: tuple[str, dict], ranges: list[tuple[str, str, str]], by_category: bool) -> dict[str, dict]:
     """The stored cells of a scope (by id) over `ranges` of (grain, first, last) periods, with
     their counters per category or only their totals."""
-    projection = {"total": 0} if by_category else {"by_category": 0}
     kind, match = scope_
     found: dict[str, dict] = {}
     for grain, first, last in ranges:
@@ -305,9 +308,9 @@ def stored(scope_: tuple[str, dict], ranges: list[tuple[str, str, str]], by_cate
             collection = days_collection() if grain == "day" else months_collection()
             query = {**match, grain: {"$gte": first, "$lte": last}}
         else:
-            collection = regions_collection()
+            collection = regions_collection() if by_category else totals_collection()
             query = {**match, "grain": grain, "period": {"$gte": first, "$lte": last}}
-        found.update((cell["_id"], cell) for cell in collection.find(query, projection))
+        found.update((cell["_id"], cell) for cell in collection.find(query))
     return found
 
 
@@ -342,11 +345,31 @@ def save(collection, fresh: dict[str, dict | None], computed_at: dt.datetime) ->
     return len(writes)
 
 
+def _parts(cell: dict | None) -> tuple[dict | None, dict | None]:
+    """A region cell as its two stored documents: per category, and the total."""
+    if cell is None:
+        return None, None
+    return ({key: value for key, value in cell.items() if key != "total"},
+            {key: value for key, value in cell.items() if key != "by_category"})
+
+
+def save_regions(fresh: dict[str, dict | None], computed_at: dt.datetime) -> int:
+    split = {key: _parts(cell) for key, cell in fresh.items()}
+    save(totals_collection(), {key: total for key, (_, total) in split.items()}, computed_at)
+    return save(regions_collection(), {key: per_category for key, (per_category, _) in split.items()}, computed_at)
+
+
+def _insert_regions(cells, computed_at) -> int:
+    cells = list(cells)
+    _insert(totals_collection(), [_parts(cell)[1] for cell in cells], computed_at)
+    return _insert(regions_collection(), [_parts(cell)[0] for cell in cells], computed_at)
+
+
 def rebuild(tz: ZoneInfo, deadlines: Deadlines, computed_at: dt.datetime, cutoff_ms: int) -> tuple[int, int]:
     """Every cell afresh, a studio at a time and then a month of region cells at a time, so memory
     and each database read stay the size of one studio's issues or one month's studio cells."""
     removed = sum(collection().delete_many({}).deleted_count
-                  for collection in (days_collection, months_collection, regions_collection))
+                  for collection in (days_collection, months_collection, regions_collection, totals_collection))
     written, months, tops = 0, set(), set()
     # Read whole first: a cursor left open across the whole rebuild would outlive its idle timeout.
     studios = list(Studio._get_collection().find({}, {"_id": 1, "region_path": 1}))
@@ -365,10 +388,9 @@ def rebuild(tz: ZoneInfo, deadlines: Deadlines, computed_at: dt.datetime, cutoff
             query = {"region_path": top, "day": {"$gte": f"{month}-01", "$lte": f"{month}-31"}}
             days = list(days_collection().find(query))
             month_cells = sum_regions(sum_months(days).values(), "month")
-            written += _insert(regions_collection(), [*sum_regions(days, "day").values(), *month_cells.values()],
-                               computed_at)
+            written += _insert_regions([*sum_regions(days, "day").values(), *month_cells.values()], computed_at)
             region_months.extend(month_cells.values())
-        written += _insert(regions_collection(), sum_years(region_months).values(), computed_at)
+        written += _insert_regions(sum_years(region_months).values(), computed_at)
     return written, removed
 
 
