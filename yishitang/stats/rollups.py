@@ -129,6 +129,12 @@ def with_totals(cells: dict) -> dict:
     return cells
 
 
+def _add_categories(into: dict, cell: dict) -> None:
+    """Add a cell's counters, category by category, into a cell that sums it."""
+    for category, counters in cell["by_category"].items():
+        figures.add(into["by_category"].setdefault(category, figures.new_counters()), counters)
+
+
 def sum_months(day_cells) -> dict[Key, dict]:
     """Month cells keyed by (month, studio): the sums of the given day cells."""
     months: dict[Key, dict] = {}
@@ -137,8 +143,7 @@ def sum_months(day_cells) -> dict[Key, dict]:
         month = months.get(key)
         if month is None:
             month = months[key] = _empty("month", key[0], cell["studio_id"], cell)
-        for category, counters in cell["by_category"].items():
-            figures.add(month["by_category"].setdefault(category, figures.new_counters()), counters)
+        _add_categories(month, cell)
     return with_totals(months)
 
 
@@ -183,8 +188,7 @@ def sum_regions(studio_cells, grain: str) -> dict[str, dict]:
                     "_id": key, "grain": grain, "period": period, "region_code": code,
                     "parent_code": path[depth - 1] if depth else None,
                     "township_code": path[1] if depth >= 1 else None, "by_category": {}}
-            for category, counters in cell["by_category"].items():
-                figures.add(region["by_category"].setdefault(category, figures.new_counters()), counters)
+            _add_categories(region, cell)
     return with_totals(regions)
 
 
@@ -217,8 +221,7 @@ def sum_years(month_cells) -> dict[str, dict]:
             year = years[key] = {"_id": key, "grain": "year", "period": cell["period"][:4],
                                  **{field: cell.get(field) for field in ("region_code", "parent_code", "township_code")},
                                  "by_category": {}}
-        for category, counters in cell["by_category"].items():
-            figures.add(year["by_category"].setdefault(category, figures.new_counters()), counters)
+        _add_categories(year, cell)
     return with_totals(years)
 
 
