@@ -18,6 +18,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .consultations.routes import blp as consultations_blp
     from .files.routes import blp as files_blp
     from .issues.routes import blp as issues_blp
+    from .meta.routes import blp as meta_blp
+    from .wechatpush.routes import blp as wechatpush_blp
     from .notifications.routes import blp as notifications_blp
     from .open311.routes import blp as open311_blp
     from .open311.routes import integrations_blp
@@ -64,7 +66,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["wechat"] = WeChatClient(settings)
 
     for blueprint in (regions_blp, studios_blp, auth_blp, me_blp, users_blp, files_blp, issues_blp,
-                      consultations_blp, notifications_blp, stats_blp, integrations_blp):
+                      consultations_blp, notifications_blp, stats_blp, integrations_blp, meta_blp,
+                      wechatpush_blp):
         smorest.register_blueprint(blueprint)
     app.register_blueprint(ops_blp)
     app.register_blueprint(open311_blp)  # GeoReport v2: its own formats and error shape, outside the OpenAPI spec

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import inspect
+import json
+import re
 from functools import wraps
 
 import flask_smorest
 import marshmallow as ma
 from flask import request
+
+from flask_smorest.pagination import PaginationMetadataSchema
 
 from . import auth, errors
 
@@ -28,15 +32,27 @@ class Api(flask_smorest.Api):
     def handle_http_exception(self, error):
         return errors.handle_http_exception(error)
 
+    def _register_pagination_header(self):
+        """`X-Pagination` is a JSON object: say so (`content`), so validators parse it as JSON
+        rather than as a comma-separated "simple" header."""
+        self.spec.components.schema("PaginationMetadata", schema=PaginationMetadataSchema, lazy=True)
+        self.spec.components.header("PAGINATION", {
+            "description": "Pagination metadata (JSON), for `page` lists",
+            "content": {"application/json": {"schema": "PaginationMetadata"}},
+        }, lazy=True)
+
 
 class Blueprint(flask_smorest.Blueprint):
     def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
         """Also document the errors every route of a kind can give, so clients see them in the spec:
         404 where the path names an object, 400 where a JSON body may not parse."""
         super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        methods = [m for m, doc in self._docs[self._endpoints[-1]].items() if m != "parameters" and doc is not None]
         for method, doc in self._docs[self._endpoints[-1]].items():
             if method == "parameters" or doc is None:
                 continue
+            manual = doc.setdefault("manual_doc", {})
+            manual.setdefault("operationId", operation_id(self._endpoints[-1], method, view_func, len(methods)))
             responses = doc.setdefault("response", {}).setdefault("responses", {})
             if "<" in rule:
                 responses.setdefault(404, [DEFAULT_ERROR])
@@ -65,6 +81,36 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 DEFAULT_ERROR = "DEFAULT_ERROR"
+
+
+def operation_id(endpoint: str, method: str, view, methods: int) -> str:
+    """A generated client's function name: `get_issue`, `post_supports`, `get_studio_by_id`.
+    Views name themselves with `@blp.doc(operationId=...)` where the default reads badly."""
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", endpoint).lower()
+    if isinstance(view, type) or methods > 1:
+        return f"{method}_{name}"
+    return name
+
+
+def nullable_ref(_converter, field, ret, **_):
+    """A nullable nested object as `allOf [$ref] + nullable` (OpenAPI 3.0's way): apispec writes
+    `anyOf [plain object, $ref]`, which generated clients type as "object or Location"."""
+    any_of = ret.get("anyOf") or []
+    refs = [item for item in any_of if "$ref" in item]
+    if len(any_of) == 2 and len(refs) == 1 and any(item.get("nullable") for item in any_of):
+        del ret["anyOf"]
+        return {"allOf": refs, "nullable": True}
+    return {}
+
+
+def default_in_words(_converter, field, ret, **_):
+    """A request field the server fills in is optional: its default goes in the description
+    (openapi-typescript and others read a `default` as "always present")."""
+    if "default" not in ret or field.load_default is ma.missing:
+        return {}
+    shown = json.dumps(ret.pop("default"), ensure_ascii=False)
+    description = ret.get("description")
+    return {"description": f"{description} (default: {shown})" if description else f"default: {shown}"}
 
 
 def expected_version():
@@ -96,6 +142,9 @@ def init_app(app) -> Api:
         "info": {"description": API_DESCRIPTION},
         "servers": [{"url": "/"}],
     })
+    converter = api.ma_plugin.converter
+    converter.add_attribute_function(nullable_ref)
+    converter.add_attribute_function(default_in_words)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

@@ -42,6 +42,7 @@ def with_etag(consultation, status=200):
 
 @blp.route("")
 class Consultations(MethodView):
+    @blp.doc(operationId="list_consultations")
     @blp.login_required(roles=ROLES)
     @blp.arguments(ConsultationQuerySchema, location="query")
     @blp.response(200, ConsultationSchema(many=True))
@@ -58,6 +59,7 @@ class Consultations(MethodView):
         user = current_user()
         return service.views(paginate(service.search(user, **args), pagination_parameters), user)
 
+    @blp.doc(operationId="create_consultation")
     @blp.login_required(roles=STAFF_ROLES)
     @idempotency_header(blp)
     @idempotent
@@ -105,6 +107,7 @@ class ConsultationById(MethodView):
 
 
 @blp.route("/<consultation_id>/cancel", methods=["POST"])
+@blp.doc(operationId="cancel_consultation")
 @blp.login_required(roles=STAFF_ROLES)
 @idempotency_header(blp)
 @idempotent
@@ -132,6 +135,7 @@ def checkin_code(consultation_id):
 
 
 @blp.route("/<consultation_id>/checkins", methods=["POST"])
+@blp.doc(operationId="check_in")
 @blp.login_required(roles=ROLES)
 @idempotency_header(blp)
 @idempotent
@@ -168,8 +172,10 @@ def put_minutes(args, consultation_id):
 
 
 @blp.route("/<consultation_id>.ics")
+@blp.doc(operationId="get_consultation_ics")
 @blp.login_required(roles=ROLES)
-@blp.response(200, content_type="text/calendar", description="an iCalendar (RFC 5545) VEVENT, times in UTC")
+@blp.response(200, {"type": "string", "format": "binary"}, content_type="text/calendar",
+              description="an iCalendar (RFC 5545) VEVENT, times in UTC")
 def get_ics(consultation_id):
     """The session as an iCalendar event for phone calendars (`text/calendar`)."""
     c = service.get_visible(consultation_id, current_user())

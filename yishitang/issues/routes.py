@@ -21,6 +21,7 @@ def with_etag(issue, status=200):
 
 @blp.route("")
 class Issues(MethodView):
+    @blp.doc(operationId="list_issues")
     @blp.login_required(roles=ROLES)
     @blp.arguments(IssueQuerySchema, location="query")
     @blp.response(200, IssueSummarySchema(many=True))
@@ -36,6 +37,7 @@ class Issues(MethodView):
         viewer = snapshot(user)
         return [service.view(Row(issue), viewer, with_timeline=False) for issue in page]
 
+    @blp.doc(operationId="create_issue")
     @blp.login_required(roles=("resident",))
     @idempotency_header(blp)
     @idempotent
@@ -50,6 +52,7 @@ class Issues(MethodView):
 
 
 @blp.route("/similar")
+@blp.doc(operationId="similar_issues")
 @blp.login_required(roles=ROLES)
 @blp.arguments(SimilarQuerySchema, location="query")
 @blp.response(200, SimilarIssueSchema(many=True))
@@ -70,6 +73,7 @@ def get_issue(issue_id):
 
 
 @blp.route("/<issue_id>/actions", methods=["POST"])
+@blp.doc(operationId="act_on_issue")
 @blp.login_required(roles=ROLES)
 @idempotency_header(blp)
 @idempotent
@@ -85,11 +89,14 @@ def post_action(args, issue_id):
 
 
 @blp.route("/<issue_id>/feedback", methods=["POST"])
+@blp.doc(operationId="rate_issue")
 @blp.login_required(roles=ROLES)
 @idempotency_header(blp)
 @idempotent
 @blp.arguments(FeedbackCreateSchema)
 @blp.response(200, IssueSchema)
+@blp.alt_response(409, response="DEFAULT_ERROR", description="invalid_transition: the issue is not waiting for a rating")
+@blp.alt_response(412, response="DEFAULT_ERROR", description="If-Match names an older version")
 def post_feedback(args, issue_id):
     """Rate a resolved issue (reporter): satisfied or basically satisfied closes it, unsatisfied reopens it."""
     issue = service.give_feedback(issue_id, current_user(), args["rating"], args.get("comment"),
@@ -101,6 +108,7 @@ def post_feedback(args, issue_id):
 @blp.login_required(roles=("resident",))
 @limited("supports", per="user")
 @blp.alt_response(429, response="DEFAULT_ERROR", description="too many supports (Retry-After)")
+@blp.alt_response(409, response="DEFAULT_ERROR", description="own_issue, issue_closed")
 @blp.response(200, SupportStateSchema)
 def supports(issue_id):
     """附议: support a neighbour's issue (once per person), or take the support back (DELETE)."""

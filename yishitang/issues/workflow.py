@@ -63,6 +63,15 @@ CLIENT_ACTIONS = ("accept", "reject", "escalate", "start", "resolve", "withdraw"
                   "comment", "close", "approve", "duplicate")
 RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")
 
+# Chinese names of the actions, as timeline entries and buttons show them (`GET /meta`).
+ACTION_NAMES = {
+    "submit": "提出", "accept": "受理", "reject": "不予受理", "escalate": "上报", "start": "开始办理",
+    "resolve": "办结", "withdraw": "撤回", "supervise": "督办", "comment": "留言", "close": "关闭",
+    "approve": "审核通过", "duplicate": "合并为重复议题", "feedback": "评价", "schedule": "安排协商",
+    "unschedule": "取消协商安排", "consult": "协商",
+}
+RATING_NAMES = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
+
 
 def rule(status: str, action: str) -> Rule | None:
     return TRANSITIONS.get((status, action))

@@ -20,3 +20,12 @@ class NotificationSchema(ma.Schema):
 
 class InboxQuerySchema(ma.Schema):
     unread = ma.fields.Boolean(load_default=False)
+
+
+class UnreadCountSchema(ma.Schema):
+    unread_count = ma.fields.Integer()
+
+
+class ReadAllSchema(ma.Schema):
+    marked = ma.fields.Integer(metadata={"description": "notifications marked read by this call"})
+    unread_count = ma.fields.Integer()

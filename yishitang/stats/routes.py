@@ -40,6 +40,7 @@ def documented(summary: str):
 
 
 @blp.route("/overview")
+@blp.doc(operationId="stats_overview")
 @blp.login_required(roles=STAFF)
 @blp.arguments(StatsQuerySchema, location="query")
 @blp.alt_response(404, response="DEFAULT_ERROR", description="region_not_found")
@@ -50,6 +51,7 @@ def overview(args):
 
 
 @blp.route("/overview.csv")
+@blp.doc(operationId="stats_overview_csv")
 @blp.login_required(roles=STAFF)
 @blp.arguments(StatsQuerySchema, location="query")
 @blp.alt_response(404, response="DEFAULT_ERROR", description="region_not_found")
@@ -58,10 +60,11 @@ def overview(args):
 @documented("The overview as CSV (Excel opens it), with Chinese headers.")
 def overview_csv(args):
     data = service.overview(current_user(), **args)
-    return export.attachment(export.to_csv(data), "text/csv; charset=utf-8", data, "csv")
+    return export.attachment(export.to_csv(data), "text/csv", data, "csv")  # werkzeug adds the charset
 
 
 @blp.route("/overview.xlsx")
+@blp.doc(operationId="stats_overview_xlsx")
 @blp.login_required(roles=STAFF)
 @blp.arguments(StatsQuerySchema, location="query")
 @blp.alt_response(404, response="DEFAULT_ERROR", description="region_not_found")
