@@ -121,8 +121,8 @@ def store(owner, stream, filename: str | None) -> UploadedFile:
     except Exception:
         delete_bytes(gridfs_id, upload.thumb_gridfs_id)  # no bytes without their owner record
         raise
-    if kind == "image":
-        moderation.request_check(upload, owner)
+    if kind == "image" and moderation.request_check(upload, owner):
+        upload.media_check.state = "pending"
     return upload
 
 

@@ -1,0 +1,86 @@
+"""What the mini-program reads before and around its screens: /meta, the inbox badge, UTF-8 JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from tests.test_app import assert_error
+from tests.test_issues import ISSUES, SHED
+from yishitang.issues import workflow
+
+INBOX = "/api/v1/notifications"
+
+
+def test_meta_serves_a_chinese_label_for_every_key_the_api_sends_without_sign_in(client, settings):
+    from yishitang.issues.models import CATEGORIES
+
+    response = client.get("/api/v1/meta")
+    assert response.status_code == 200
+    meta = response.get_json()
+    labels = meta["labels"]
+    assert set(labels["issue_status"]) == set(workflow.STATUSES)
+    assert set(workflow.CLIENT_ACTIONS) <= set(labels["issue_action"])
+    assert {action for _state, action in workflow.TRANSITIONS if not action.startswith("rate_")} \
+        <= set(labels["issue_action"])
+    assert set(labels["category"]) == set(CATEGORIES) and labels["category"]["traffic"] == "交通出行"
+    assert set(labels["level"]) == set(workflow.LEVELS) and set(labels["rating"]) == set(workflow.RATINGS)
+    assert {"resident", "member", "coordinator", "admin"} <= set(labels["role"])
+    assert set(labels["consultation_status"]) == {"planned", "held", "minuted", "cancelled"}
+    for names in labels.values():
+        assert all(any("\u4e00" <= ch <= "\u9fff" for ch in name) for name in names.values()), names
+    templates = {t["key"]: t["template_id"] for t in meta["subscribe_templates"]}
+    assert {key: templates[key] for key in settings.wechat_templates} == settings.wechat_templates
+    assert meta["uploads"]["max_bytes"] == 10 * 1024 * 1024 and meta["uploads"]["thumbnail_px"] == 320
+    server_time = dt.datetime.fromisoformat(meta["server_time"])
+    assert server_time.utcoffset() == dt.timedelta(hours=8)
+    assert abs(server_time - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=1)
+
+
+def test_a_template_not_configured_is_served_as_null(app, client, settings):
+    from yishitang import create_app
+
+    bare = create_app(settings.replace(wechat_templates={"rate": "tmpl-only-rate"}))
+    templates = {t["key"]: t["template_id"] for t in bare.test_client().get("/api/v1/meta").get_json()["subscribe_templates"]}
+    assert templates["rate"] == "tmpl-only-rate" and templates["issue_status"] is None
+
+
+def test_read_all_marks_only_the_callers_unread_items_and_the_badge_follows(client, people, login):
+    from yishitang.notifications.service import notify
+
+    resident, neighbour = people["resident"], people["neighbour"]
+    for n in range(3):
+        notify([resident.id, neighbour.id], "test", title=f"消息{n}")
+    headers = login(resident)
+    first = client.get(INBOX, headers=headers).get_json()[0]
+    assert client.post(f"{INBOX}/{first['id']}/read", headers=headers).status_code == 200
+    assert client.get(f"{INBOX}/unread-count", headers=headers).get_json() == {"unread_count": 2}
+
+    assert client.post(f"{INBOX}/read-all", headers=headers).get_json() == {"marked": 2, "unread_count": 0}
+    assert client.get(f"{INBOX}/unread-count", headers=headers).get_json() == {"unread_count": 0}
+    assert client.get(INBOX, headers=headers, query_string={"unread": 1}).get_json() == []
+    assert client.post(f"{INBOX}/read-all", headers=headers).get_json()["marked"] == 0
+    # the neighbour's items are untouched, and the count matches the list counted from scratch
+    other = login(neighbour)
+    assert client.get(f"{INBOX}/unread-count", headers=other).get_json() == {"unread_count": 3}
+    assert len(client.get(INBOX, headers=other, query_string={"unread": 1}).get_json()) == 3
+    assert_error(client.post(f"{INBOX}/read-all"), 401, "missing_token")
+
+
+def test_json_is_sent_as_utf8_without_escapes(client, people, login, district):
+    """Flask escapes every non-ASCII character by default (`\\u5e78`: 6 bytes for 3)."""
+    headers = login(people["resident"])
+    for n in range(3):
+        assert client.post(ISSUES, headers=headers, json={**SHED, "title": f"{SHED['title']}{n}",
+                                                          "studio_id": str(district["xingfu"].id)}).status_code == 201
+    response = client.get(ISSUES, headers=headers)
+    raw = response.get_data()
+    assert response.mimetype == "application/json" and b"\\u" not in raw
+    assert SHED["title"].encode("utf-8") in raw
+    # The same page as Flask's default would send it: each Chinese character 6 bytes instead of 3.
+    escaped = json.dumps(response.get_json(), separators=(",", ":")).encode()
+    raw = raw.rstrip(b"\n")
+    text = raw.decode("utf-8")
+    assert len(escaped) - len(raw) == sum(6 - len(ch.encode()) for ch in text if ord(ch) > 127) > 0
+    error = client.post(ISSUES, headers=headers, json={}).get_data()
+    assert b"\\u" not in error and "必填".encode() in error
