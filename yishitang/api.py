@@ -83,6 +83,12 @@ class Blueprint(flask_smorest.Blueprint):
 DEFAULT_ERROR = "DEFAULT_ERROR"
 
 
+def binary(description: str, *content_types: str, status: int = 200) -> dict:
+    """A response of raw bytes, for `@blp.doc(responses=...)`: OpenAPI 3.1 describes one by its media
+    types alone (no schema), so validators take the bytes as they are and clients do not parse them."""
+    return {str(status): {"description": description, "content": {kind: {} for kind in content_types}}}
+
+
 def operation_id(endpoint: str, method: str, view, methods: int) -> str:
     """A generated client's function name: `get_issue`, `post_supports`, `get_studio_by_id`.
     Views name themselves with `@blp.doc(operationId=...)` where the default reads badly."""
@@ -90,17 +96,6 @@ def operation_id(endpoint: str, method: str, view, methods: int) -> str:
     if isinstance(view, type) or methods > 1:
         return f"{method}_{name}"
     return name
-
-
-def nullable_ref(_converter, field, ret, **_):
-    """A nullable nested object as `allOf [$ref] + nullable` (OpenAPI 3.0's way): apispec writes
-    `anyOf [plain object, $ref]`, which generated clients type as "object or Location"."""
-    any_of = ret.get("anyOf") or []
-    refs = [item for item in any_of if "$ref" in item]
-    if len(any_of) == 2 and len(refs) == 1 and any(item.get("nullable") for item in any_of):
-        del ret["anyOf"]
-        return {"allOf": refs, "nullable": True}
-    return {}
 
 
 def default_in_words(_converter, field, ret, **_):
@@ -143,7 +138,6 @@ def init_app(app) -> Api:
         "servers": [{"url": "/"}],
     })
     converter = api.ma_plugin.converter
-    converter.add_attribute_function(nullable_ref)
     converter.add_attribute_function(default_in_words)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

@@ -1,7 +1,7 @@
 from flask import current_app
 from flask.views import MethodView
 
-from ..api import DEFAULT_ERROR, Blueprint, expected_version, paginate
+from ..api import DEFAULT_ERROR, Blueprint, binary, expected_version, paginate
 from ..auth import ROLES, STAFF_ROLES, current_user
 from ..idempotency import describe as idempotency_header
 from ..idempotency import idempotent
@@ -174,8 +174,7 @@ def put_minutes(args, consultation_id):
 @blp.route("/<consultation_id>.ics")
 @blp.doc(operationId="get_consultation_ics")
 @blp.login_required(roles=ROLES)
-@blp.response(200, {"type": "string", "format": "binary"}, content_type="text/calendar",
-              description="an iCalendar (RFC 5545) VEVENT, times in UTC")
+@blp.doc(responses=binary("an iCalendar (RFC 5545) VEVENT, times in UTC", "text/calendar"))
 def get_ics(consultation_id):
     """The session as an iCalendar event for phone calendars (`text/calendar`)."""
     c = service.get_visible(consultation_id, current_user())

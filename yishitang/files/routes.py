@@ -3,7 +3,7 @@ from flask.views import MethodView
 from werkzeug.wsgi import wrap_file
 
 from .. import auth
-from ..api import DEFAULT_ERROR, Blueprint
+from ..api import DEFAULT_ERROR, Blueprint, binary
 from ..auth import ROLES, current_user
 from . import links, service
 from .models import CONTENT_TYPES
@@ -11,7 +11,6 @@ from .schemas import LinkQuerySchema, UploadedFileSchema, UploadSchema
 
 blp = Blueprint("files", __name__, url_prefix="/api/v1/files", description="照片与视频")
 
-BINARY = {"schema": {"type": "string", "format": "binary"}}
 # Served files never run as a page: the type is the sniffed one, and a browser may not guess another.
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -50,25 +49,22 @@ def _served(file_id, variant):
     return service.get_readable(current_user(), file_id)
 
 
-def _documented(func, variant):
+def _documented(func):
     func = blp.arguments(LinkQuerySchema, location="query", as_kwargs=True)(func)
     func = blp.doc(security=BEARER_OR_LINK)(func)
     func = blp.alt_response(401, response=DEFAULT_ERROR, description="no link and no valid token")(func)
     func = blp.alt_response(403, response=DEFAULT_ERROR, description="link_expired, bad_signature")(func)
     func = blp.alt_response(404, response=DEFAULT_ERROR, description="不存在或无权查看（两者同一答复）")(func)
     func = blp.alt_response(304, description="not modified (If-None-Match)")(func)
-    if variant == "file":
-        func = blp.alt_response(206, description="the requested byte range",
-                                content_type="video/mp4", schema=BINARY["schema"])(func)
     return func
 
 
 @blp.route("/<file_id>")
 class FileById(MethodView):
-    @blp.doc(responses={"200": {
-        "description": "The bytes, with the sniffed type; supports `Range` and `If-None-Match` (ETag = sha256).",
-        "content": {content_type: BINARY for content_type in CONTENT_TYPES},
-    }})
+    @blp.doc(responses={
+        **binary("The bytes, with the sniffed type; supports `Range` and `If-None-Match` (ETag = sha256).",
+                 *CONTENT_TYPES),
+        **binary("the requested byte range (`Range`)", *CONTENT_TYPES, status=206)})
     def get(self, file_id, **_link):
         """The bytes of a file: by signed link (`url`), or for the uploader and whoever may see its issue."""
         upload = _served(file_id, "file")
@@ -77,14 +73,13 @@ class FileById(MethodView):
         # Byte ranges let phones seek in videos (iOS plays MP4 only from servers that honour Range).
         return response.make_conditional(request, accept_ranges=True, complete_length=upload.size)
 
-    get = _documented(get, "file")
+    get = _documented(get)
 
 
 @blp.route("/<file_id>/thumb")
 class ThumbById(MethodView):
-    @blp.doc(operationId="get_thumbnail", responses={"200": {
-        "description": "A JPEG of at most 320 px; 404 for videos and images Pillow could not read.",
-        "content": {"image/jpeg": BINARY}}})
+    @blp.doc(operationId="get_thumbnail", responses=binary(
+        "A JPEG of at most 320 px; 404 for videos and images Pillow could not read.", "image/jpeg"))
     def get(self, file_id, **_link):
         """A photo's thumbnail: by signed link (`thumb_url`), or for those who may read the photo."""
         upload = _served(file_id, "thumb")
@@ -92,7 +87,7 @@ class ThumbById(MethodView):
         response = _file_response(stream, "image/jpeg", upload.thumb_size, f"{upload.sha256}-thumb", upload)
         return response.make_conditional(request)
 
-    get = _documented(get, "thumb")
+    get = _documented(get)
 
 
 def _file_response(stream, content_type, size, etag, upload):

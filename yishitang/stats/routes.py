@@ -1,4 +1,4 @@
-from ..api import Blueprint
+from ..api import Blueprint, binary
 from ..auth import current_user
 from . import export, service
 from .schemas import OverviewSchema, StatsQuerySchema
@@ -55,8 +55,8 @@ def overview(args):
 @blp.login_required(roles=STAFF)
 @blp.arguments(StatsQuerySchema, location="query")
 @blp.alt_response(404, response="DEFAULT_ERROR", description="region_not_found")
-@blp.response(200, {"type": "string", "format": "binary"}, content_type="text/csv",
-              description="UTF-8 with BOM; Chinese headers; rates in percent with one decimal; last row 合计")
+@blp.doc(responses=binary("UTF-8 with BOM; Chinese headers; rates in percent with one decimal; last row 合计",
+                          "text/csv"))
 @documented("The overview as CSV (Excel opens it), with Chinese headers.")
 def overview_csv(args):
     data = service.overview(current_user(), **args)
@@ -68,9 +68,8 @@ def overview_csv(args):
 @blp.login_required(roles=STAFF)
 @blp.arguments(StatsQuerySchema, location="query")
 @blp.alt_response(404, response="DEFAULT_ERROR", description="region_not_found")
-@blp.response(200, {"type": "string", "format": "binary"},
-              content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-              description="sheet 统计 (rates as fractions formatted 0.0%) and sheet 说明 (period, definitions)")
+@blp.doc(responses=binary("sheet 统计 (rates as fractions formatted 0.0%) and sheet 说明 (period, definitions)",
+                          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
 @documented("The overview as an Excel workbook, with Chinese headers and the definitions.")
 def overview_xlsx(args):
     data = service.overview(current_user(), **args)

@@ -32,9 +32,8 @@ def signature(token: str, timestamp: str, nonce: str) -> str:
 
 def verify(args) -> None:
     token = current_app.config["SETTINGS"].push_token
-    given = args.get("signature") or ""
-    if not token or not hmac.compare_digest(signature(token, args.get("timestamp") or "", args.get("nonce") or ""),
-                                            given):
+    expected = signature(token, args.get("timestamp") or "", args.get("nonce") or "")
+    if not token or not hmac.compare_digest(expected.encode(), (args.get("signature") or "").encode()):
         raise BadPushSignature()
 
 
