@@ -31,7 +31,7 @@ from pymongo.uri_parser import parse_uri
 
 from yishitang.cli import DEMO_TEMPLATES
 from yishitang.config import SETTINGS, ConfigError, Settings
-from yishitang.embedded import free_port
+from yishitang.devtools.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

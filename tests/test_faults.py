@@ -23,7 +23,7 @@ import requests
 from tests.conftest import APPID, APPSECRET
 from tests.test_app import assert_error
 from tests.test_files import PNG
-from yishitang.embedded import EmbeddedDatabase, free_port
+from yishitang.devtools.embedded import EmbeddedDatabase, free_port
 
 CLI = [sys.executable, "-m", "yishitang.cli"]
 UTC = dt.timezone.utc

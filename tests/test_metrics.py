@@ -199,7 +199,7 @@ def test_domain_gauge_queries_run_on_indexes(app, db):
 
 def test_a_database_outage_still_answers_with_the_request_metrics(settings):
     from yishitang import create_app, db
-    from yishitang.embedded import free_port
+    from yishitang.devtools.embedded import free_port
 
     app = create_app(settings.replace(mongodb_uri=f"mongodb://127.0.0.1:{free_port()}/", mongodb_timeout_ms=300))
     try:
@@ -330,7 +330,7 @@ def stale_counts(folder: Path, pid: int, count: float) -> None:
 def test_gunicorn_workers_counts_add_up_and_survive_dead_workers(settings, tmp_path):
     """Two workers under the production gunicorn config: a scrape of either one counts the
     requests of both, and the counts of workers that die stay while their files go."""
-    from yishitang.embedded import free_port
+    from yishitang.devtools.embedded import free_port
 
     folder = tmp_path / "metrics"
     folder.mkdir()

@@ -619,7 +619,7 @@ def test_text_xml_cannot_carry_is_dropped_from_xml(client, db, people, raise_iss
 @pytest.fixture
 def unreachable_app(settings):
     from yishitang import create_app, db
-    from yishitang.embedded import free_port
+    from yishitang.devtools.embedded import free_port
 
     app = create_app(settings.replace(mongodb_uri=f"mongodb://127.0.0.1:{free_port()}/", mongodb_timeout_ms=300))
     yield app

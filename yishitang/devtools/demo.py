@@ -7,7 +7,7 @@ that are missing (regions by code, studios by region, users by username or openi
 edits a record that exists, so a second run creates and changes nothing.
 
 `seed_demo_issues` then adds a year of issues raised by neighbours at every studio, with
-histories through the workflow (stats/demo.py), and for the accounts the README names a story
+histories through the workflow (devtools/histories.py), and for the accounts the README names a story
 of their own; it runs only on a database without issues, so it happens once.
 """
 
@@ -24,15 +24,15 @@ from flask import current_app
 from tqdm import tqdm
 from werkzeug.security import generate_password_hash
 
-from .db import utcnow
-from .issues import text
-from .issues.jobs import SYSTEM_NOTE_CLOSE
-from .issues.models import CATEGORIES, Counter, Issue
-from .regions.models import Region
-from .stats import demo as histories
-from .stats.models import RollupState
-from .studios.models import Studio
-from .users.models import COMMITTEES, User
+from ..db import utcnow
+from ..issues import text
+from ..issues.jobs import SYSTEM_NOTE_CLOSE
+from ..issues.models import CATEGORIES, Counter, Issue
+from ..regions.models import Region
+from . import histories
+from ..stats.models import RollupState
+from ..studios.models import Studio
+from ..users.models import COMMITTEES, User
 
 DISTRICT_CODE = "211104"
 DISTRICT_NAME = "浑南示范区"  # fictional
@@ -423,11 +423,10 @@ _SYSTEM = {"role": "system", "display_name": "系统"}
 
 def _story_issue(rng: random.Random, studio: Studio, created_days_ago: tuple, wanted, now, settings) -> dict:
     """An issue raised that long ago that stands as `wanted` says at `now` (drawn until one does)."""
-    response_days, handling = histories.deadlines(settings)
     for _ in range(5000):
         created = now - dt.timedelta(days=rng.uniform(*created_days_ago))
         category = rng.choices(CATEGORIES, histories.CATEGORY_WEIGHTS)[0]
-        fields = histories.simulate(rng, created, now, category, response_days, handling)
+        fields = histories.simulate(rng, created, now, category, settings)
         if wanted(fields, now):
             return histories.issue_doc(rng, studio, category, created, fields, "", [None])
     # The rarest story (resolved in the last 4 days) fits about one draw in 13: never reached.

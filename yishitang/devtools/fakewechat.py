@@ -5,7 +5,7 @@ single-use codes, token invalidation, one send per subscribe grant, the 47003 va
 injected busy answers or timeouts. Tests in the same process use the helper methods; other
 processes (the demo, a person with curl) use the control endpoints under `/__fake__/`.
 
-    python -m yishitang.fakewechat --host 127.0.0.1 --port 8001 --demo
+    python -m yishitang.devtools.fakewechat --host 127.0.0.1 --port 8001 --demo
 """
 
 from __future__ import annotations
