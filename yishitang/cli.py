@@ -99,7 +99,8 @@ def serve(host, port, with_scheduler, demo_issues):
                                         wechat_secret=fake.secret, wechat_templates=templates)
         app = _app(settings)
         if settings.demo:
-            from .devtools.demo import DEMO_ISSUES, DEMO_LOGINS, seed_demo
+            from .devtools.demo import DEMO_LOGINS, seed_demo
+            from .devtools.demo_issues import DEMO_ISSUES
 
             with app.app_context(), _reachable():
                 seed_demo(progress=True)
@@ -185,7 +186,7 @@ def scheduler(scale):
 
 def _seed_demo_issues(count: int) -> dict:
     """A year of demo issues when the database has none; says on stderr what it added and how fast."""
-    from .devtools.demo import seed_demo_issues
+    from .devtools.demo_issues import seed_demo_issues
 
     if not count:
         return {"issues": 0, "neighbours": 0}
