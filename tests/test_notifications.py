@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
@@ -292,6 +293,20 @@ def test_a_failing_job_is_recorded_and_the_next_slot_runs(app, db):
     job = Job("broken", 60, lambda now: 1 / 0)
     assert run_once(app, job, dt.datetime(2026, 11, 27, 12, 0, tzinfo=UTC)) is True
     assert "ZeroDivisionError" in db.job_runs.find_one()["error"]
+
+
+def test_the_console_tells_what_a_job_did_and_nothing_when_it_did_nothing(app, issue_at, db, fake_wechat, people,
+                                                                         caplog):
+    from yishitang.scheduler import jobs, run_once
+
+    by_name = {job.name: job for job in jobs()}
+    accepted_notice(issue_at, db, fake_wechat, people)
+    caplog.set_level(logging.INFO, logger="yishitang.scheduler")
+    now = dt.datetime.now(UTC)
+    assert run_once(app, by_name["send_outbox"], now) is True
+    assert run_once(app, by_name["issue_deadlines"], now) is True  # nothing is late
+    assert run_once(app, by_name["send_outbox"], now + dt.timedelta(minutes=10)) is True  # nothing left to send
+    assert [r.getMessage() for r in caplog.records if r.name == "yishitang.scheduler"] == ["send_outbox: 1 sent"]
 
 
 def test_two_scheduler_processes_run_each_due_job_once(settings, issue_at, people, db, fake_wechat):
