@@ -23,7 +23,6 @@ from bson import ObjectId
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_app import assert_error
-from tests.test_issues import SHED
 from tests.test_query_plans import assert_indexed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,14 +136,8 @@ def test_recording_costs_far_less_than_a_tenth_of_a_millisecond(app, monkeypatch
 
 # --- domain gauges -----------------------------------------------------------------------------------
 
-def test_domain_gauges_count_outbox_and_issues(client, app, db, people, login, district):
+def test_domain_gauges_count_outbox_and_issues(client, app, db, people, login, make_issue):
     from yishitang.notifications.jobs import send_outbox
-
-    def raise_issue(title):
-        body = {**SHED, "title": title, "studio_id": str(district["xingfu"].id)}
-        response = client.post("/api/v1/issues", json=body, headers=login(people["resident"]))
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()["id"]
 
     empty = scrape(client)
     assert value(empty, "yishitang_database_up") == 1
@@ -152,7 +145,7 @@ def test_domain_gauges_count_outbox_and_issues(client, app, db, people, login, d
     assert value(empty, "yishitang_notifications_outbox", state="pending") == 0
     assert value(empty, "yishitang_notifications_outbox_oldest_due_seconds") == 0
 
-    first, second, _third = (raise_issue(title) for title in ("电动车充电车棚", "楼道灯不亮", "垃圾分类亭异味"))
+    first, second, _third = (make_issue(people["resident"], title=title)["id"] for title in ("电动车充电车棚", "楼道灯不亮", "垃圾分类亭异味"))
     accept = client.post(f"/api/v1/issues/{first}/actions", json={"action": "accept"},
                          headers=login(people["member"]))
     assert accept.status_code == 200, accept.get_json()

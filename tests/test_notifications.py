@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.test_app import assert_error
-from tests.test_issues import SHED
+from tests.factories import SHED
 
 NOTES = "/api/v1/notifications"
 SEND = "/cgi-bin/message/subscribe/send"
@@ -20,13 +20,14 @@ UTC = dt.timezone.utc
 
 
 @pytest.fixture
-def issue_at(app, people, district):
-    """An issue raised by the resident and taken through `actions` by the member, via the service."""
+def issue_at(app, people, make_issue):
+    """An issue raised by the resident (make_issue) and taken through `actions` by the member, via the service."""
     from yishitang.issues import service
 
     def make(*actions, by="member", **overrides):
+        raised = make_issue(people["resident"], **overrides)
         with app.test_request_context():
-            issue = service.create(people["resident"], **{**SHED, "studio_id": str(district["xingfu"].id), **overrides})
+            issue = service.load(raised["id"])
             for action in actions:
                 issue = service.transition(issue, action, people[by], note="办理说明")
         return issue

@@ -8,7 +8,6 @@ import datetime as dt
 
 from bson import ObjectId
 
-from tests.test_issues import SHED
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
