@@ -269,14 +269,12 @@ def test_metrics_token_setting():
 
 
 def test_nginx_refuses_metrics_from_outside():
-    from tests.test_deploy import nginx_find, nginx_one, nginx_parse
+    from tests.deploy.files import directive, directives, nginx_conf
 
-    conf = nginx_parse((ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8"))
-    (http,) = [children for name, _args, children in conf if name == "http"]
-    server = nginx_one(http, "server")[2]
-    locations = {tuple(args): children for name, args, children in server if name == "location"}
+    server = directive(directive(nginx_conf(ROOT / "deploy" / "nginx.conf"), "http")["block"], "server")["block"]
+    locations = {tuple(item["args"]): item["block"] for item in directives(server, "location")}
     metrics = locations[("=", "/metrics")]
-    assert nginx_one(metrics, "deny")[1] == ["all"] and not nginx_find(metrics, "proxy_pass")
+    assert directive(metrics, "deny")["args"] == ["all"] and not directives(metrics, "proxy_pass")
 
 
 # --- several processes: gunicorn's workers -----------------------------------------------------------
