@@ -24,19 +24,9 @@ from ..regions.models import Region
 from ..stats.models import RollupState
 from ..studios.models import Studio
 from ..users.models import User
+from .histories import TITLES
 from .walk import SYSTEM, Walk, settings_or_default, submitted
 
-PROBLEMS = {
-    "community_facilities": ["老旧小区充电车棚", "小区健身器材损坏", "社区活动室开放时间短", "楼道照明灯损坏", "老楼加装电梯"],
-    "traffic": ["学校周边车辆管理", "路口缺少红绿灯", "公交站台没有遮阳棚", "人行道被车辆占用", "道路坑洼积水"],
-    "education": ["幼儿园学位紧张", "小学生放学无人托管", "校外培训机构噪音"],
-    "elderly_care": ["老年食堂就餐不便", "居家养老上门服务", "老旧住房适老化改造"],
-    "environment": ["垃圾投放点异味", "河道漂浮物清理", "餐馆油烟扰民", "绿化带杂草丛生"],
-    "safety": ["消防通道被堵", "路灯不亮", "高空抛物隐患", "井盖缺失"],
-    "health": ["社区卫生站药品不全", "家庭医生签约难"],
-    "employment": ["灵活就业人员社保", "职业技能培训名额少"],
-    "other": ["快递柜收费不合理", "宠物扰民"],
-}
 DETAILS = ["居民反映已有一段时间，影响日常生活，希望尽快协调解决。", "多位邻居联名反映，存在安全隐患，请相关部门尽快处理。",
            "问题在早晚高峰尤为突出，老人和孩子出行不便。", "此前向物业反映过，但一直没有得到解决。"]
 UNITS = ["区交警大队", "街道城建办", "区住建局", "区教育局", "社区物业", "区城管局", "区卫健局", "区人社局"]
@@ -124,8 +114,8 @@ def _actor(user, role) -> dict:
 
 def _issue(rng, now, studio, reporter, staff, numbers, sessions) -> dict:
     """One issue whose timeline and fields come from walking it through the workflow table."""
-    category = rng.choice(list(PROBLEMS))
-    title = rng.choice(PROBLEMS[category])
+    category = rng.choice(list(TITLES))
+    title = rng.choice(TITLES[category])
     description = f"{studio.name.removesuffix('委员工作室')}{title}。{rng.choice(DETAILS)}"
     created = now - dt.timedelta(days=rng.uniform(0, 365), minutes=rng.randrange(1440))
     status = rng.choices([s for s, _ in STATUS_MIX], [w for _, w in STATUS_MIX])[0]
