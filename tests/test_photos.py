@@ -207,3 +207,45 @@ def test_a_failed_check_is_asked_again_and_other_events_are_acknowledged(client,
     assert client.post(EVENTS, query_string=push_query(), json=other).get_data(as_text=True) == "success"
     assert_error(client.post(EVENTS, query_string=push_query(), data="<xml/>", content_type="text/xml"),
                  422, "bad_push_body")
+
+
+# --- the whole loop over real HTTP: WeChat fetches the photo by its link and pushes the verdict ------------
+
+def test_the_fake_wechat_fetches_each_photo_and_pushes_signed_verdicts_risky_included(app, people, login, db,
+                                                                                      fake_wechat):
+    import requests
+
+    from tests.test_dashboard import serving
+
+    clean, risky = photo(64, 64, colour=(0, 128, 0)), photo(64, 64, colour=(255, 0, 255))
+    fake_wechat.media.set_verdict(risky, "risky", 20002)
+    headers = login(people["resident"])
+    with serving(app) as base:
+        fake_wechat.media.push_url = f"{base}{EVENTS}"
+        ids = [requests.post(f"{base}{FILES}", headers=headers, files={"file": ("p.jpg", data)}, timeout=10).json()["id"]
+               for data in (clean, risky)]
+        events = fake_wechat.media.deliver()
+        assert fake_wechat.media.deliver() == []  # each check is delivered once
+    assert [e["result"]["suggest"] for e in events] == ["pass", "risky"]
+    states = {str(d["_id"]): (d["media_check"]["state"], d["media_check"].get("label")) for d in db.uploads.find()}
+    assert states == {ids[0]: ("pass", 100), ids[1]: ("risky", 20002)}
+    assert {p["answer"] for p in fake_wechat.media.pushes} == {"success"}
+
+
+def test_a_push_the_app_refuses_is_retried_and_a_forged_one_changes_nothing(app, people, login, db, fake_wechat):
+    import requests
+
+    from tests.test_dashboard import serving
+
+    headers = login(people["resident"])
+    with serving(app) as base:
+        fake_wechat.media.push_url = f"{base}{EVENTS}"
+        file_id = requests.post(f"{base}{FILES}", headers=headers, files={"file": ("p.jpg", photo(32, 32))},
+                                timeout=10).json()["id"]
+        trace_id = db.uploads.find_one({"_id": ObjectId(file_id)})["media_check"]["trace_id"]
+        forged = fake_wechat.media.push(verdict_event(trace_id, "pass"), token="guessed-token")
+        assert forged.status_code == 403 and forged.json()["error"] == "bad_signature"
+        assert db.uploads.find_one({"_id": ObjectId(file_id)})["media_check"]["state"] == "pending"
+        fake_wechat.media.push_url = f"{base}/api/v1/wechat/nowhere"  # the app answers 404: WeChat tries again
+        fake_wechat.media.deliver()
+    assert [p["status"] for p in fake_wechat.media.pushes] == [403, 404, 404, 404]
