@@ -84,3 +84,17 @@ def test_json_is_sent_as_utf8_without_escapes(client, people, login, district):
     assert len(escaped) - len(raw) == sum(6 - len(ch.encode()) for ch in text if ord(ch) > 127) > 0
     error = client.post(ISSUES, headers=headers, json={}).get_data()
     assert b"\\u" not in error and "必填".encode() in error
+
+
+def test_a_studio_shows_its_members_on_duty_with_their_committee_and_no_phone(client, people, login, district,
+                                                                             make_user):
+    retired = make_user("member", studios=[district["xingfu"]], display_name="退休委员", active=False, phone="13700001111")
+    body = client.get(f"/api/v1/studios/{district['xingfu'].id}", headers=login(people["resident"])).get_json()
+    member = people["member"]
+    assert body["members"] == [{"id": str(member.id), "display_name": member.display_name,
+                                "committee": "社会法制委员会"}]
+    assert str(retired.id) in body["member_ids"]  # the admin's list of assignments still names them
+    listed = client.get("/api/v1/studios", headers=login(people["resident"]), query_string={"region": "211104002"})
+    assert [s["members"] for s in listed.get_json()] == [[{"id": str(people["other_member"].id),
+                                                          "display_name": people["other_member"].display_name,
+                                                          "committee": None}]]

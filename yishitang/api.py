@@ -59,6 +59,23 @@ class Blueprint(flask_smorest.Blueprint):
             if any(p.get("in") == "json" for p in doc.get("arguments", {}).get("parameters", [])):
                 responses.setdefault(400, [DEFAULT_ERROR])
 
+    def _set_pagination_metadata(self, page_params, result, headers):
+        """`X-Next-Cursor` when there is a next page; `X-Pagination` only for numbered pages."""
+        headers = dict(headers or {})
+        if getattr(page_params, "next_cursor", None):
+            headers["X-Next-Cursor"] = page_params.next_cursor
+        if getattr(page_params, "by_cursor", False):
+            return result, headers
+        return super()._set_pagination_metadata(page_params, result, headers)
+
+    def cursor_list(self):
+        """`?cursor=` on a list read with `pagination.page` (the view takes `cursor=None`, unused:
+        the page reads it); document `X-Next-Cursor` with `headers=NEXT_CURSOR` on its response."""
+        def decorator(func):
+            func = self.arguments(CursorQuerySchema, location="query", as_kwargs=True)(func)
+            return self.alt_response(400, response=DEFAULT_ERROR, description="bad_cursor, cursor_expired")(func)
+        return decorator
+
     def login_required(self, roles: tuple[str, ...] | None = None):
         """Require a valid access token (and one of `roles`); documents 401/403 and security."""
 
@@ -81,6 +98,16 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 DEFAULT_ERROR = "DEFAULT_ERROR"
+
+
+class CursorQuerySchema(ma.Schema):
+    cursor = ma.fields.String(validate=ma.validate.Length(max=500), metadata={
+        "description": "Infinite scroll: empty to start (no count is made), then the previous answer's "
+                       "`X-Next-Cursor`. Without it, `page` numbers the pages (`X-Pagination`)."})
+
+
+NEXT_CURSOR = {"X-Next-Cursor": {"description": "continues the list after this page (`?cursor=`); absent on the last page",
+                                 "schema": {"type": "string"}}}
 
 
 def binary(description: str, *content_types: str, status: int = 200) -> dict:

@@ -1,6 +1,7 @@
 from flask.views import MethodView
 
-from ..api import Blueprint, paginate
+from .. import pagination
+from ..api import NEXT_CURSOR, Blueprint
 from ..auth import ROLES, current_user
 from . import service
 from .schemas import InboxQuerySchema, NotificationSchema, ReadAllSchema, UnreadCountSchema
@@ -13,12 +14,14 @@ class Inbox(MethodView):
     @blp.doc(operationId="list_notifications")
     @blp.login_required(roles=ROLES)
     @blp.arguments(InboxQuerySchema, location="query")
-    @blp.response(200, NotificationSchema(many=True), headers={"X-Unread-Count": {"schema": {"type": "integer"}}})
+    @blp.response(200, NotificationSchema(many=True),
+                  headers={"X-Unread-Count": {"schema": {"type": "integer"}}, **NEXT_CURSOR})
     @blp.paginate()
-    def get(self, args, pagination_parameters):
+    @blp.cursor_list()
+    def get(self, args, pagination_parameters, cursor=None):
         """The caller's inbox, newest first; `X-Unread-Count` says how many are unread."""
         user = current_user()
-        items = list(paginate(service.inbox(user, args["unread"]), pagination_parameters))
+        items = pagination.page(service.inbox(user, args["unread"]), pagination_parameters)
         return items, 200, {"X-Unread-Count": str(service.unread_count(user))}
 
 

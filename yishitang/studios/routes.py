@@ -10,16 +10,17 @@ blp = Blueprint("studios", __name__, url_prefix="/api/v1/studios", description="
 
 
 def _views(studios: list) -> list[dict]:
-    members = users.member_ids_by_studio([s.id for s in studios])
+    members = users.members_by_studio([s.id for s in studios], active_only=False)
     return [_view(s, members[s.id]) for s in studios]
 
 
-def _view(studio, member_ids) -> dict:
+def _view(studio, members) -> dict:
     return {
         "id": str(studio.id), "name": studio.name, "region_code": studio.region_code,
         "township_code": studio.township_code, "district_code": studio.district_code,
         "address": studio.address, "location": service.location_view(studio),
-        "open_hours": studio.open_hours, "member_ids": member_ids, "active": studio.active,
+        "open_hours": studio.open_hours, "member_ids": [m["id"] for m in members], "active": studio.active,
+        "members": [{key: m[key] for key in ("id", "display_name", "committee")} for m in members if m["active"]],
         "distance_m": getattr(studio, "distance_m", None),
     }
 
