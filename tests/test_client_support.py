@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from bson import ObjectId
+
 from tests.test_app import assert_error
 from tests.test_issues import ISSUES, SHED
 from yishitang.issues import workflow
@@ -98,3 +100,56 @@ def test_a_studio_shows_its_members_on_duty_with_their_committee_and_no_phone(cl
     assert [s["members"] for s in listed.get_json()] == [[{"id": str(people["other_member"].id),
                                                           "display_name": people["other_member"].display_name,
                                                           "committee": None}]]
+
+
+# --- the notices residents and staff were missing ----------------------------------------------------
+
+def kinds_for(db, user) -> list[str]:
+    return [n["kind"] for n in db.notifications.find({"user_id": user.id}).sort("_id", 1)]
+
+
+def test_a_staff_reply_reaches_the_reporter_and_the_reporters_own_comment_does_not(client, db, people, login,
+                                                                                  make_issue):
+    resident, member = people["resident"], people["member"]
+    issue = make_issue(resident)
+    url = f"{ISSUES}/{issue['id']}/actions"
+    assert client.post(url, json={"action": "comment", "note": "请问什么时候处理？"}, headers=login(resident)).status_code == 200
+    assert "issue_comment" not in kinds_for(db, resident)
+    assert client.post(url, json={"action": "comment", "note": "已联系物业，本周内上门查看", "visit": True},
+                       headers=login(member)).status_code == 200
+    note = db.notifications.find_one({"user_id": resident.id, "kind": "issue_comment"})
+    assert note["body"].endswith("已联系物业，本周内上门查看") and note["page"] == f"pages/issue/detail?id={issue['id']}"
+    assert kinds_for(db, member).count("issue_comment") == 0
+
+
+def test_an_unsatisfied_rating_tells_the_staff_the_issue_is_reopened(client, db, people, login, make_issue):
+    resident, member = people["resident"], people["member"]
+    issue = make_issue(resident)
+    url = f"{ISSUES}/{issue['id']}"
+    for action, note in (("accept", "已受理"), ("resolve", "已修好")):
+        assert client.post(f"{url}/actions", json={"action": action, "note": note}, headers=login(member)).status_code == 200
+    response = client.post(f"{url}/feedback", json={"rating": "unsatisfied", "comment": "还是漏水"}, headers=login(resident))
+    assert response.get_json()["status"] == "in_progress"
+    note = db.notifications.find_one({"user_id": member.id, "kind": "issue_reopened"})
+    assert note is not None and "还是漏水" in note["body"]
+    assert db.notifications.count_documents({"kind": "issue_reopened", "user_id": {"$ne": member.id}}) == 0
+
+
+def test_minutes_that_discuss_an_issue_tell_its_reporter(client, db, people, login, make_issue):
+    resident, member = people["resident"], people["member"]
+    issue = make_issue(resident)
+    assert client.post(f"{ISSUES}/{issue['id']}/actions", json={"action": "accept"}, headers=login(member)).status_code == 200
+    start = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0) + dt.timedelta(days=1)
+    session = client.post("/api/v1/consultations", headers=login(member), json={
+        "studio_id": issue["studio_id"], "topic": "充电车棚选址", "starts_at": start.isoformat(),
+        "ends_at": (start + dt.timedelta(hours=2)).isoformat(), "location": "社区二楼", "capacity": 20,
+        "issue_ids": [issue["id"]]})
+    assert session.status_code == 201, session.get_json()["errors"]
+    now = dt.datetime.now(dt.timezone.utc)  # the evening comes: the session started five minutes ago
+    db.consultations.update_one({"_id": ObjectId(session.get_json()["id"])},
+                                {"$set": {"starts_at": now - dt.timedelta(minutes=5), "ends_at": now + dt.timedelta(hours=1)}})
+    minutes = {"summary": "讨论了车棚选址。", "outcomes": [{"issue_id": issue["id"], "decision": "物业测算用电负荷",
+                                                         "owner_unit": "幸福物业", "resolved": False}]}
+    response = client.put(f"/api/v1/consultations/{session.get_json()['id']}/minutes", json=minutes, headers=login(member))
+    assert response.status_code == 200, response.get_json()
+    assert "issue_consulted" in kinds_for(db, resident)
