@@ -2,10 +2,10 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
-from flask import current_app
 from marshmallow import validate
 from webargs.fields import DelimitedList
 
+from .. import config
 from ..regions.schemas import CODE
 from ..users.schemas import OBJECT_ID
 from .models import FORMATS, STATUSES
@@ -34,7 +34,7 @@ class DayOrInstant(ma.fields.String):
         try:
             if len(text) == 10:
                 day = dt.date.fromisoformat(text)
-                return dt.datetime.combine(day, dt.time(), ZoneInfo(current_app.config["SETTINGS"].tz)).astimezone(dt.timezone.utc)
+                return dt.datetime.combine(day, dt.time(), ZoneInfo(config.settings().tz)).astimezone(dt.timezone.utc)
             moment = dt.datetime.fromisoformat(text)
         except ValueError:
             raise ma.ValidationError("应为日期（2026-12-01）或带时区的时间（2026-12-01T19:00:00+08:00）") from None

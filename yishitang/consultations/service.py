@@ -13,10 +13,10 @@ import hashlib
 import hmac
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from .. import config
 from .. import db
 from ..auth import covers, has_role
 from ..db import as_utc, get_or_404, utcnow
@@ -37,13 +37,10 @@ MAX_AHEAD = dt.timedelta(days=366)
 ISSUE = issues.Issue
 
 
-def _settings():
-    return current_app.config["SETTINGS"]
-
 
 def local(value: dt.datetime | None) -> dt.datetime | None:
     """A stored (UTC) time as people read it: in the configured zone, e.g. +08:00."""
-    return as_utc(value).astimezone(ZoneInfo(_settings().tz)) if value is not None else None
+    return as_utc(value).astimezone(ZoneInfo(config.settings().tz)) if value is not None else None
 
 
 def local_text(value: dt.datetime) -> str:
@@ -377,7 +374,7 @@ def cancel(consultation_id, user, reason="", *, expected_version=None, now=None)
 # --- sign-in -----------------------------------------------------------------------------------
 
 def _sign(consultation_id, window: int) -> str:
-    key = _settings().signing_key.encode()
+    key = config.settings().signing_key.encode()
     digest = hmac.new(key, f"yishitang-checkin|{consultation_id}|{window}".encode(), hashlib.sha256).digest()
     return base64.b32encode(digest[:5]).decode()  # 8 characters: enough for a code valid minutes
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from flask import current_app
 
+from .. import config
 from ..errors import DomainError
 from . import notices, service
 from .models import Issue
@@ -50,7 +50,7 @@ def check_deadlines(now: dt.datetime) -> dict:
 
 def auto_close(now: dt.datetime) -> int:
     """Resolved issues the reporter did not rate within the feedback window are closed (no rating)."""
-    window = dt.timedelta(days=current_app.config["SETTINGS"].feedback_window_days)
+    window = dt.timedelta(days=config.settings().feedback_window_days)
     closed = 0
     due = Issue.objects(status="resolved", resolution__resolved_at__lte=now - window)  # one index range
     for issue in due:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 
+from .. import config
 from ..notifications.service import notify
 from ..users.models import User
 
@@ -17,7 +17,7 @@ def _page(issue) -> str:
 
 
 def _time(at) -> str:
-    return at.astimezone(ZoneInfo(current_app.config["SETTINGS"].tz)).strftime("%Y-%m-%d %H:%M")
+    return at.astimezone(ZoneInfo(config.settings().tz)).strftime("%Y-%m-%d %H:%M")
 
 
 def responsible_staff(issue) -> list:

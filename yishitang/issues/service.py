@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from pymongo import ReturnDocument
 
+from .. import config
 from .. import db
 from ..auth import has_role
 from ..db import Row, iso, object_id, utcnow
@@ -29,9 +30,6 @@ log = logging.getLogger(__name__)
 ANONYMOUS = "匿名居民"
 TIER_RANK = {"grassroots": 0, "township": 1, "district": 2}
 
-
-def _settings():
-    return current_app.config["SETTINGS"]
 
 
 # --- who is who --------------------------------------------------------------------------------
@@ -199,10 +197,10 @@ def is_overdue(issue, now) -> bool:
 # --- raising an issue --------------------------------------------------------------------------
 
 def next_number(now: dt.datetime) -> str:
-    year = now.astimezone(ZoneInfo(_settings().tz)).year
+    year = now.astimezone(ZoneInfo(config.settings().tz)).year
     counter = Counter._get_collection().find_one_and_update(
         {"_id": f"issue-{year}"}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
-    return f"{_settings().issue_number_prefix}-{year}-{counter['seq']:06d}"
+    return f"{config.settings().issue_number_prefix}-{year}-{counter['seq']:06d}"
 
 
 def check_text(content: str, user, scene: int = 3) -> str:
@@ -222,11 +220,11 @@ def _on_board(status: str, moderation: str, duplicate_of) -> bool:
 
 
 def _response_due(now, category) -> dt.datetime:
-    return now + dt.timedelta(days=_settings().deadline_days("response", category))
+    return now + dt.timedelta(days=config.settings().deadline_days("response", category))
 
 
 def _handling_due(now, level, category) -> dt.datetime:
-    return now + dt.timedelta(days=_settings().deadline_days(level, category))
+    return now + dt.timedelta(days=config.settings().deadline_days(level, category))
 
 
 def create(reporter, title, description, category, studio_id, location=None, address="",
@@ -382,7 +380,7 @@ def _rate(rating):
 
 
 def _close(issue, user, now, caps=(), **_):
-    window = dt.timedelta(days=_settings().feedback_window_days)
+    window = dt.timedelta(days=config.settings().feedback_window_days)
     resolved_at = db.as_utc(issue.resolution.resolved_at) if issue.resolution else None
     if issue.feedback is not None or resolved_at is None or now - resolved_at < window:
         raise Conflict(f"居民评价期（{window.days} 天）未满，暂不能关闭", error="feedback_window_open")

@@ -11,6 +11,7 @@ import logging
 
 from flask import current_app
 
+from .. import config
 from ..db import update_and_get
 from ..users.models import User
 from ..wechat import WeChatError, WeChatUnavailable
@@ -56,7 +57,7 @@ def _settle(item, now, state, error=None, retry_at=None):
 
 def send_outbox(now: dt.datetime, batch: int = 100) -> dict:
     """Send what is due; returns counts by outcome."""
-    settings = current_app.config["SETTINGS"]
+    settings = config.settings()
     client = current_app.extensions["wechat"]
     outcome: dict[str, int] = {}
     for candidate in list(_due(now, batch)):

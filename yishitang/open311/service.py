@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
-from flask import current_app
 
+from .. import config
 from ..db import as_utc, get_or_404, utcnow
 from ..errors import Conflict, DomainError, Forbidden, NotFound
 from ..issues import service as issues
@@ -40,9 +40,6 @@ class BadRequest(DomainError):
     status, error, message = 400, "bad_request", "请求有误"
 
 
-def _settings():
-    return current_app.config["SETTINGS"]
-
 
 def w3(value: dt.datetime | str | None) -> str | None:
     """The standard's date format (ISO 8601 with offset), in the deployment's time zone."""
@@ -50,7 +47,7 @@ def w3(value: dt.datetime | str | None) -> str | None:
         return None
     if isinstance(value, str):  # the issue views give times as ISO 8601 already
         value = dt.datetime.fromisoformat(value)
-    return as_utc(value).astimezone(ZoneInfo(_settings().tz)).isoformat(timespec="seconds")
+    return as_utc(value).astimezone(ZoneInfo(config.settings().tz)).isoformat(timespec="seconds")
 
 
 # --- integrations and their api keys -----------------------------------------------------------------
@@ -116,14 +113,14 @@ def authenticate(api_key: str | None) -> Integration:
 
 def count_filing(integration: Integration) -> None:
     """Requests filed per api key, shared by every process (429 beyond RATE_LIMIT_OPEN311)."""
-    spec = _settings().rate_limits.get("open311")
+    spec = config.settings().rate_limits.get("open311")
     if spec:
         hit(Rule.parse("open311", spec, "integration"), str(integration.id))
 
 
 def count_reading() -> None:
     """Public reads per client address (429 beyond RATE_LIMIT_OPEN311_READ)."""
-    spec = _settings().rate_limits.get("open311_read")
+    spec = config.settings().rate_limits.get("open311_read")
     if spec:
         hit(Rule.parse("open311_read", spec, "ip"), client_ip())
 
@@ -150,7 +147,7 @@ def _category(service_code: str) -> str:
 
 
 def discovery(endpoint_url: str) -> dict:
-    settings = _settings()
+    settings = config.settings()
     latest = studios.search().order_by("-updated_at").only("updated_at").first()
     changed = max(catalog.CATALOG_CHANGED, as_utc(latest.updated_at)) if latest else catalog.CATALOG_CHANGED
     changeset = changed.astimezone(ZoneInfo(settings.tz)).strftime("%Y-%m-%d %H:%M")
@@ -313,7 +310,7 @@ def _studio_for(region, studio_id, location) -> Studio:
     if location is None:
         raise BadRequest("只提供 address_string 时，请用 attribute[studio] 指定委员工作室（取值见 services/<service_code>）",
                          error="studio_required")
-    limit_km = _settings().open311_nearest_studio_km
+    limit_km = config.settings().open311_nearest_studio_km
     nearest = studios.search(region=region.code if region else None, near=(location["lng"], location["lat"]),
                              active=True)
     if not nearest or nearest[0].distance_m > limit_km * 1000:
@@ -336,7 +333,7 @@ def _contact_name(integration, first_name, last_name, email) -> str:
 
 
 def _notice(issue, studio) -> str:
-    due = as_utc(issue.due_at).astimezone(ZoneInfo(_settings().tz)).strftime("%Y-%m-%d")
+    due = as_utc(issue.due_at).astimezone(ZoneInfo(config.settings().tz)).strftime("%Y-%m-%d")
     notice = f"已转交{studio.name}，委员将在 {due} 前受理或答复。"
     if issue.moderation == "review":
         notice = "内容需经人工审核后公开，审核前查询不到该请求。" + notice

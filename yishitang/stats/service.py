@@ -7,8 +7,8 @@ from collections import defaultdict
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 
+from .. import config
 from ..auth import has_role, require_scope
 from ..db import as_utc, utcnow
 from ..errors import Forbidden, InvalidInput
@@ -24,9 +24,6 @@ GROUP_NAMES = {"township": "镇街", "studio": "委员工作室", "category": "�
 RATE_NAMES = tuple(figures.RATES)
 MAX_PERIOD_DAYS = 3660  # ten years: the month trend stays a readable length
 
-
-def _settings():
-    return current_app.config["SETTINGS"]
 
 
 def resolve_region(user, code: str | None) -> Region:
@@ -63,7 +60,7 @@ def default_grouping(region: Region) -> str:
 def overview(user, region: str | None = None, date_from: dt.date | None = None, date_to: dt.date | None = None,
              group_by: str | None = None, rank: str | None = None, now: dt.datetime | None = None) -> dict:
     """The figures of a region's issues created in a period, per group and in total."""
-    settings = _settings()
+    settings = config.settings()
     tz, deadlines = ZoneInfo(settings.tz), rollups.deadlines(settings)
     now = as_utc(now) if now else utcnow()
     area = resolve_region(user, region)
@@ -107,7 +104,7 @@ def _cells(area, group_by, date_from, date_to, start, end, tz, deadlines, now):
     issues and the region cells over those re-summed."""
     now_ms = figures.epoch_ms(now)
     current = rollups.state()
-    if current is None or current["fingerprint"] != rollups.fingerprint(_settings()):
+    if current is None or current["fingerprint"] != rollups.fingerprint(config.settings()):
         built = rollups.live(area.code, start, end, tz, deadlines)
         source = {"as_of": None, "cells": len(built), "recomputed_cells": len(built)}
         return [_settled(cell, now_ms) for cell in built.values()], source

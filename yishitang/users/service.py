@@ -10,6 +10,7 @@ from mongoengine import NotUniqueError
 from pymongo.errors import DuplicateKeyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .. import config
 from ..auth import has_role
 from .. import db
 from ..db import get_or_404, object_id, utcnow
@@ -57,7 +58,7 @@ def _wechat():
 def _wechat_unavailable(exc) -> DomainError:
     return UpstreamUnavailable(
         "微信服务暂时不可用，请稍后重试", error="wechat_unavailable",
-        headers={"Retry-After": current_app.config["SETTINGS"].retry_after_s},
+        headers={"Retry-After": config.settings().retry_after_s},
     )
 
 
