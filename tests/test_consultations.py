@@ -218,11 +218,11 @@ def test_checkin_errors_each_change_nothing(app, client, login, people, make_use
     assert_error(client.post(url, json={"code": "rubbish"}, headers=login(resident)), 422, "invalid_checkin_code")
     other_code = code_for(client, login, people["member"], other)["code"]  # a real code, of another session
     assert_error(client.post(url, json={"code": other_code}, headers=login(resident)), 422, "invalid_checkin_code")
-    from yishitang.consultations import service
+    from yishitang.consultations import checkin
 
     with app.test_request_context():
-        stale = service.checkin_code(session["id"], people["member"], now=utcnow() - dt.timedelta(minutes=6))["code"]
-        fresh_a_minute_ago = service.checkin_code(session["id"], people["member"],
+        stale = checkin.checkin_code(session["id"], people["member"], now=utcnow() - dt.timedelta(minutes=6))["code"]
+        fresh_a_minute_ago = checkin.checkin_code(session["id"], people["member"],
                                                   now=utcnow() - dt.timedelta(minutes=1))["code"]
     assert_error(client.post(url, json={"code": stale}, headers=login(resident)), 422, "checkin_code_expired")
     assert_error(client.post(url, json={}, headers=login(resident)), 422, "validation_failed")
@@ -605,7 +605,7 @@ def test_who_sees_which_sessions(client, login, people, make_user, district, sch
 
 
 def test_every_list_query_uses_an_index(app, people, district, schedule):
-    from yishitang.consultations import service
+    from yishitang.consultations import queries as session_queries
 
     schedule()
     start = utcnow()
@@ -616,7 +616,7 @@ def test_every_list_query_uses_an_index(app, people, district, schedule):
         dict(user=people["member"], start=start, end=start + dt.timedelta(days=3), order="asc"),
     ]
     for query in queries:
-        plan = service.search(**query).explain()["queryPlanner"]["winningPlan"]
+        plan = session_queries.search(**query).explain()["queryPlanner"]["winningPlan"]
         assert "COLLSCAN" not in str(plan), (query, plan)
 
 

@@ -446,7 +446,7 @@ def test_chinese_text_search(client, login, people, raise_issue):
 
 
 def test_every_list_query_uses_an_index(app, people, raise_issue, district):
-    from yishitang.issues import service
+    from yishitang.issues import queries as issue_queries
 
     raise_issue(people["resident"])
     queries = [
@@ -459,7 +459,7 @@ def test_every_list_query_uses_an_index(app, people, raise_issue, district):
         dict(user=people["coordinator"], overdue=True, supervised=True, category="traffic"),
     ]
     for query in queries:
-        plan = service.search(**query).explain()["queryPlanner"]["winningPlan"]
+        plan = issue_queries.search(**query).explain()["queryPlanner"]["winningPlan"]
         assert "COLLSCAN" not in str(plan), (query, plan)
 
 

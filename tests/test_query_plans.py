@@ -38,7 +38,7 @@ def assert_indexed(collection, query, sort=None, hint=None):
 
 
 def test_hot_queries_use_indexes(app, db, people, district, client, login):
-    from yishitang.issues import service as issues
+    from yishitang.issues import queries as issues
     from yishitang.loadgen import seed_load
 
     with app.app_context():
@@ -84,7 +84,7 @@ def test_hot_queries_use_indexes(app, db, people, district, client, login):
     assert_indexed(db.notifications, {"user_id": member.id, "read_at": None}, newest)
     assert_indexed(db.consultations, {"status": "planned", "starts_at": {"$gte": NOW, "$lt": NOW + dt.timedelta(days=1)}})
     # consultation lists, as each role asks for them
-    from yishitang.consultations import service as consultations
+    from yishitang.consultations import queries as consultations
 
     for user, filters in ((member, {}), (coordinator, {}), (people["resident"], {}), (people["admin"], {}),
                           (people["admin"], {"studio": str(studio)}), (people["admin"], {"region": "211104001"}),

@@ -34,6 +34,9 @@ from . import config
 from .config import ConfigError
 from .db import as_utc
 from .errors import DATABASE_ERRORS, Forbidden, Unauthorized
+from .issues.models import Issue
+from .issues.workflow import ACTIVE, OPEN
+from .notifications.models import Notification
 
 log = logging.getLogger(__name__)
 blp = Blueprint("metrics", __name__)
@@ -156,10 +159,6 @@ class DomainCollector:
     """Gauges counted at scrape time, each on an index that covers every field of its query."""
 
     def collect(self):
-        from .issues.models import Issue
-        from .issues.workflow import ACTIVE, OPEN
-        from .notifications.models import Notification
-
         now = dt.datetime.now(dt.timezone.utc)
         up = GaugeMetricFamily("yishitang_database_up", "1 when the database answered this scrape's queries")
         outbox = GaugeMetricFamily("yishitang_notifications_outbox",

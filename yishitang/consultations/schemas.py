@@ -6,8 +6,7 @@ from marshmallow import validate
 from webargs.fields import DelimitedList
 
 from .. import config
-from ..regions.schemas import CODE
-from ..users.schemas import OBJECT_ID
+from ..fields import CODE, OBJECT_ID
 from .models import FORMATS, STATUSES
 
 TIME_ERRORS = {"invalid": "时间格式应为 ISO 8601，例如 2026-12-01T19:00:00+08:00",

@@ -2,9 +2,7 @@ import marshmallow as ma
 from marshmallow import validate
 from webargs.fields import DelimitedList
 
-from ..regions.schemas import CODE
-from ..studios.schemas import LocationSchema
-from ..users.schemas import OBJECT_ID, PHONE
+from ..fields import CODE, OBJECT_ID, PHONE, LocationSchema
 from .models import CATEGORIES
 from .workflow import CLIENT_ACTIONS, LEVELS, RATINGS, STATUSES
 

@@ -1,6 +1,6 @@
 """Open311 GeoReport v2 over the issues: what outside tools may read, and filing with an api key.
 
-Everything read here goes through the public board's view of an issue (`issues.service.view`
+Everything read here goes through the public board's view of an issue (`issues.presenters.view`
 with no viewer), so an outside reader sees exactly what a neighbour sees and nothing more:
 no phone, no reporter's name, no issue held for review, no photo.
 """
@@ -19,6 +19,7 @@ from bson import ObjectId
 from .. import config
 from ..db import as_utc, get_or_404, utcnow
 from ..errors import Conflict, DomainError, Forbidden, NotFound
+from ..issues import presenters, queries, transitions
 from ..issues import service as issues
 from ..issues.models import CATEGORIES, CATEGORY_NAMES
 from ..ratelimit import Rule, client_ip, hit
@@ -203,12 +204,12 @@ def find_requests(jurisdiction_id=None, service_request_id=None, service_code=No
     region = jurisdiction(jurisdiction_id)
     code = region.code if region else None
     if service_request_id:
-        found = issues.board_issues(region=code, numbers=service_request_id)
+        found = queries.board_issues(region=code, numbers=service_request_id)
     else:
         categories = [_category(c) for c in service_code or ()]
         start, end = date_range(start_date, end_date, now or utcnow())
         statuses = [s for name in status or () for s in catalog.INTERNAL_STATUSES[name]]
-        found = issues.board_issues(region=code, categories=categories, statuses=statuses,
+        found = queries.board_issues(region=code, categories=categories, statuses=statuses,
                                     created_from=start, created_to=end)
     return render_requests(list(found.skip((page - 1) * page_size).limit(page_size)))
 
@@ -216,7 +217,7 @@ def find_requests(jurisdiction_id=None, service_request_id=None, service_code=No
 def get_request(service_request_id: str, jurisdiction_id=None) -> list[dict]:
     """A one-element list; an issue that is not on the public board is as unknown as a wrong number."""
     region = jurisdiction(jurisdiction_id)
-    found = list(issues.board_issues(region=region.code if region else None, numbers=[service_request_id]))
+    found = list(queries.board_issues(region=region.code if region else None, numbers=[service_request_id]))
     if not found:
         raise NotFound(f"未找到 service_request_id：{service_request_id}", error="request_not_found")
     return render_requests(found)
@@ -224,7 +225,7 @@ def get_request(service_request_id: str, jurisdiction_id=None) -> list[dict]:
 
 def render_requests(found: list) -> list[dict]:
     agencies = _agencies(found)
-    return [_request(issues.view(issue, None), agencies[issue.id]) for issue in found]
+    return [_request(presenters.view(issue, None), agencies[issue.id]) for issue in found]
 
 
 def _agencies(found) -> dict:
@@ -241,7 +242,7 @@ def _request(public: dict, agency: str | None) -> dict:
     """One GeoReport request from the public board's view of an issue."""
     timeline = public["timeline"]
     notes = [entry["note"] for entry in timeline if entry["note"] and entry["actor"]["role"] != "resident"]
-    status_name = issues.STATUS_NAMES[public["status"]]
+    status_name = transitions.STATUS_NAMES[public["status"]]
     location = public["location"] or {}
     return {
         "service_request_id": public["number"],

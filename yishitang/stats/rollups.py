@@ -19,8 +19,8 @@ job's start by `LAG`, so a write whose `updated_at` was taken (from an app serve
 before the job looked, but committed after, is still seen as recent.
 
 The queries below are shaped for the planner: each names only fields of one index (an equality
-and a range), so both MongoDB and SecantusDB walk just the matching index range. They pass no
-`hint()`: SecantusDB 0.7 walks the whole hinted index, which costs a collection scan.
+and a range), so both MongoDB and SecantusDB walk just the matching index range, and by the rule
+of `db.hint_for` none needs the index named.
 """
 
 from __future__ import annotations
