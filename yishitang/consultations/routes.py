@@ -3,8 +3,7 @@ from flask.views import MethodView
 
 from ..api import DEFAULT_ERROR, Blueprint, etag, expected_version, paginate, with_etag
 from ..auth import ROLES, STAFF_ROLES, current_user
-from ..idempotency import describe as idempotency_header
-from ..idempotency import idempotent
+from ..idempotency import idempotent_route
 from . import access, checkin, minutes, presenters, queries, service
 from .schemas import (CancelSchema, CheckinCodeSchema, CheckinCreateSchema, CheckinResultSchema,
                       ConsultationCreateSchema, ConsultationPatchSchema, ConsultationQuerySchema, ConsultationSchema,
@@ -57,8 +56,7 @@ class Consultations(MethodView):
         return presenters.views(paginate(queries.search(user, **args), pagination_parameters), user)
 
     @blp.login_required(roles=STAFF_ROLES)
-    @idempotency_header(blp)
-    @idempotent
+    @idempotent_route(blp)
     @blp.arguments(ConsultationCreateSchema)
     @blp.response(201, ConsultationSchema)
     @blp.alt_response(409, response=ERROR, description="consultation_overlap, issue_not_schedulable")
@@ -105,8 +103,7 @@ class ConsultationById(MethodView):
 
 @blp.route("/<consultation_id>/cancel", methods=["POST"])
 @blp.login_required(roles=STAFF_ROLES)
-@idempotency_header(blp)
-@idempotent
+@idempotent_route(blp)
 @blp.arguments(CancelSchema)
 @blp.response(200, ConsultationSchema)
 @blp.alt_response(409, response=ERROR, description="consultation_not_cancellable (held, minuted or cancelled)")
@@ -132,8 +129,7 @@ def checkin_code(consultation_id):
 
 @blp.route("/<consultation_id>/checkins", methods=["POST"])
 @blp.login_required(roles=ROLES)
-@idempotency_header(blp)
-@idempotent
+@idempotent_route(blp)
 @blp.arguments(CheckinCreateSchema)
 @blp.response(201, CheckinResultSchema)
 @blp.alt_response(409, response=ERROR, description="checkin_closed, already_checked_in, consultation_full, consultation_cancelled")

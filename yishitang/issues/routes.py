@@ -4,8 +4,7 @@ from flask.views import MethodView
 from ..api import Blueprint, expected_version, paginate, with_etag
 from ..auth import ROLES, current_user, snapshot
 from ..db import Row
-from ..idempotency import describe as idempotency_header
-from ..idempotency import idempotent
+from ..idempotency import idempotent_route
 from ..ratelimit import limited
 from . import access, presenters, queries, service
 from .schemas import (ActionSchema, FeedbackCreateSchema, IssueCreateSchema, IssueQuerySchema, IssueSchema,
@@ -35,8 +34,7 @@ class Issues(MethodView):
         return [presenters.view(Row(issue), viewer, with_timeline=False) for issue in page]
 
     @blp.login_required(roles=("resident",))
-    @idempotency_header(blp)
-    @idempotent
+    @idempotent_route(blp)
     @limited("issues", per="user")
     @blp.alt_response(429, response="DEFAULT_ERROR", description="too many issues raised (Retry-After)")
     @blp.arguments(IssueCreateSchema)
@@ -70,8 +68,7 @@ def get_issue(issue_id):
 
 @blp.route("/<issue_id>/actions", methods=["POST"])
 @blp.login_required(roles=ROLES)
-@idempotency_header(blp)
-@idempotent
+@idempotent_route(blp)
 @blp.arguments(ActionSchema)
 @blp.response(200, IssueSchema)
 @blp.alt_response(409, response="DEFAULT_ERROR", description="invalid_transition and other state conflicts")
@@ -85,8 +82,7 @@ def post_action(args, issue_id):
 
 @blp.route("/<issue_id>/feedback", methods=["POST"])
 @blp.login_required(roles=ROLES)
-@idempotency_header(blp)
-@idempotent
+@idempotent_route(blp)
 @blp.arguments(FeedbackCreateSchema)
 @blp.response(200, IssueSchema)
 def post_feedback(args, issue_id):
