@@ -26,11 +26,6 @@ class Access:
     def may_show_code(self) -> bool:
         return self.manages or self.runs
 
-    @property
-    def may_minute(self) -> bool:
-        """First minutes: the host, the session's members, coordinators in scope, admins."""
-        return self.covers or self.runs
-
 
 NOBODY = Access(False, False, False, False)
 

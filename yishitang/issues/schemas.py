@@ -22,7 +22,7 @@ class IssueCreateSchema(ma.Schema):
 
 
 class Shaped(ma.Schema):
-    """A response the service has already shaped into JSON types (`issues.service.view`): the
+    """A response the service has already shaped into JSON types (`issues.presenters.view`): the
     schema documents it in OpenAPI and is not run again (the fuzz tests check the two agree)."""
 
     def dump(self, obj, *, many=None):
