@@ -17,7 +17,7 @@ from ..regions import service as regions
 from ..regions.models import Region
 from ..studios.models import Studio
 from . import cells as figures
-from . import rollups
+from . import periods, rollups
 
 GROUPINGS = ("township", "studio", "category", "month")
 GROUP_NAMES = {"township": "镇街", "studio": "委员工作室", "category": "类别", "month": "月份"}
@@ -108,9 +108,9 @@ def _cells(area, group_by, date_from, date_to, start, end, tz, deadlines, now):
         built = rollups.live(area.code, start, end, tz, deadlines)
         source = {"as_of": None, "cells": len(built), "recomputed_cells": len(built)}
         return [_settled(cell, now_ms) for cell in built.values()], source
-    scope = rollups.scope(area.code, area.tier, group_by)
+    scope = periods.scope(area.code, area.tier, group_by)
     # grouped by month, a year is read as its months
-    ranges = rollups.periods(date_from, date_to, now.astimezone(tz).date(),
+    ranges = periods.periods(date_from, date_to, now.astimezone(tz).date(),
                              years=scope[0] == "region" and group_by != "month")
     by_category = group_by == "category"
     found = rollups.stored(scope, ranges, by_category)
@@ -118,19 +118,19 @@ def _cells(area, group_by, date_from, date_to, start, end, tz, deadlines, now):
     touched = rollups.written_since(current["watermark"], tz, area.code, date_from.isoformat(), date_to.isoformat())
     fresh = rollups.recompute(touched, tz, deadlines)
     overrides = {("day", day, studio): cell for (day, studio), cell in fresh.items()
-                 if rollups.covering(ranges, day) == "day"}
-    months = {(day[:7], studio) for day, studio in fresh if rollups.covering(ranges, day) != "day"}
+                 if periods.covering(ranges, day) == "day"}
+    months = {(day[:7], studio) for day, studio in fresh if periods.covering(ranges, day) != "day"}
     overrides.update({("month", month, studio): cell for (month, studio), cell in rollups.resum(months, fresh).items()})
     if scope[0] == "studio":
         replaced = {rollups.cell_id(period, studio): cell for (_, period, studio), cell in overrides.items()}
     else:
         paths = rollups.studio_paths({studio for _, _, studio in overrides})
         targets = {(grain, period, code) for grain, period, studio in overrides
-                   if (code := rollups.scope_code(scope, paths.get(studio, []))) is not None}
+                   if (code := periods.scope_code(scope, paths.get(studio, []))) is not None}
         regions = rollups.resum_regions(targets, overrides)
         # months inside a whole year are read through their year cell
         in_years = {key: cell for key, cell in regions.items()
-                    if key.startswith("month:") and rollups.covering(ranges, key.split(":")[1]) == "year"}
+                    if key.startswith("month:") and periods.covering(ranges, key.split(":")[1]) == "year"}
         years = rollups.resum_years({(key.split(":")[1][:4], key.split(":")[2]) for key in in_years}, in_years)
         replaced = {key: cell for key, cell in regions.items() if key not in in_years} | years
     for key, cell in replaced.items():
