@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+REGION_DEPTH = 2  # region cells for the district and the township of a studio's path
+
 
 def scope(area_code: str, area_tier: str, group_by: str) -> tuple[str, dict]:
     """Which cells answer a question: ("studio" | "region", the match on them)."""

@@ -38,6 +38,7 @@ from ..issues.models import CATEGORIES, Issue
 from ..studios.models import Studio
 from . import cells as figures
 from .models import MonthCell, RegionCell, RegionTotal, RollupCell, RollupState
+from .periods import REGION_DEPTH
 
 log = logging.getLogger(__name__)
 STATE_ID = "rollups"
@@ -48,7 +49,6 @@ DUPLICATE_KEY = 11000
 Key = tuple[str, object]  # (local day or month, studio_id)
 Override = tuple[str, str, object]  # (grain, period, studio_id) of a studio cell computed afresh
 Deadlines = dict  # category -> response deadline (timedelta)
-REGION_DEPTH = 2  # region cells for the district and the township of a studio's path
 
 
 def fingerprint(settings) -> str:
