@@ -64,6 +64,16 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
 
+    def errors(self, descriptions: dict[int, str]):
+        """Document the error responses a route gives besides those every route has: {status: when}."""
+
+        def decorator(func):
+            for status, description in descriptions.items():
+                func = self.alt_response(status, response=DEFAULT_ERROR, description=description)(func)
+            return func
+
+        return decorator
+
     def list_route(self, query_schema, item_schema, roles: tuple[str, ...] | None = None):
         """A paginated list for `roles`: query arguments in, a page of `item_schema` items out."""
 
@@ -77,6 +87,7 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 DEFAULT_ERROR = "DEFAULT_ERROR"
+STALE = "If-Match names an older version"  # the 412 of a write that sends If-Match
 
 
 def etag(version: int) -> str:

@@ -1,7 +1,7 @@
 from flask import current_app
 from flask.views import MethodView
 
-from ..api import DEFAULT_ERROR, Blueprint, etag, expected_version, paginate, with_etag
+from ..api import DEFAULT_ERROR, STALE, Blueprint, etag, expected_version, paginate, with_etag
 from ..auth import ROLES, STAFF_ROLES, current_user
 from ..idempotency import idempotent_route
 from . import access, checkin, minutes, presenters, queries, service
@@ -59,8 +59,7 @@ class Consultations(MethodView):
     @idempotent_route(blp)
     @blp.arguments(ConsultationCreateSchema)
     @blp.response(201, ConsultationSchema)
-    @blp.alt_response(409, response=ERROR, description="consultation_overlap, issue_not_schedulable")
-    @blp.alt_response(422, response=ERROR, description="validation_failed, time_in_past")
+    @blp.errors({409: "consultation_overlap, issue_not_schedulable", 422: "validation_failed, time_in_past"})
     def post(self, args):
         """Schedule a session at a studio; its linked issues move to `scheduled`.
 
@@ -89,8 +88,7 @@ class ConsultationById(MethodView):
     @blp.login_required(roles=STAFF_ROLES)
     @blp.arguments(ConsultationPatchSchema)
     @blp.response(200, ConsultationSchema)
-    @blp.alt_response(409, response=ERROR, description="consultation_not_editable, consultation_overlap, issue_not_schedulable")
-    @blp.alt_response(412, response=ERROR, description="If-Match names an older version")
+    @blp.errors({409: "consultation_not_editable, consultation_overlap, issue_not_schedulable", 412: STALE})
     def patch(self, args, consultation_id):
         """Edit or reschedule a planned session (same people as scheduling).
 
@@ -106,8 +104,7 @@ class ConsultationById(MethodView):
 @idempotent_route(blp)
 @blp.arguments(CancelSchema)
 @blp.response(200, ConsultationSchema)
-@blp.alt_response(409, response=ERROR, description="consultation_not_cancellable (held, minuted or cancelled)")
-@blp.alt_response(412, response=ERROR, description="If-Match names an older version")
+@blp.errors({409: "consultation_not_cancellable (held, minuted or cancelled)", 412: STALE})
 def cancel(args, consultation_id):
     """Cancel a planned session: linked issues go back to `accepted`, everyone concerned is told."""
     return shown(service.cancel(consultation_id, current_user(), args["reason"], expected_version=expected_version()))
@@ -132,8 +129,8 @@ def checkin_code(consultation_id):
 @idempotent_route(blp)
 @blp.arguments(CheckinCreateSchema)
 @blp.response(201, CheckinResultSchema)
-@blp.alt_response(409, response=ERROR, description="checkin_closed, already_checked_in, consultation_full, consultation_cancelled")
-@blp.alt_response(422, response=ERROR, description="invalid_checkin_code, checkin_code_expired")
+@blp.errors({409: "checkin_closed, already_checked_in, consultation_full, consultation_cancelled",
+             422: "invalid_checkin_code, checkin_code_expired"})
 def post_checkin(args, consultation_id):
     """Sign in to a session with the code shown there (once per person, within the capacity).
 
@@ -146,9 +143,9 @@ def post_checkin(args, consultation_id):
 @blp.login_required(roles=STAFF_ROLES)
 @blp.arguments(MinutesInSchema)
 @blp.response(200, ConsultationSchema)
-@blp.alt_response(409, response=ERROR, description="consultation_not_started, consultation_cancelled, outcome_locked, correction_window_closed")
-@blp.alt_response(412, response=ERROR, description="If-Match names an older version")
-@blp.alt_response(422, response=ERROR, description="outcome_issue_not_linked, outcome_missing, outcome_duplicate, validation_failed")
+@blp.errors({409: "consultation_not_started, consultation_cancelled, outcome_locked, correction_window_closed",
+             412: STALE,
+             422: "outcome_issue_not_linked, outcome_missing, outcome_duplicate, validation_failed"})
 def put_minutes(args, consultation_id):
     """Record the minutes: one outcome per linked issue; each issue moves to `consulted` or `resolved`.
 

@@ -1,7 +1,7 @@
 from flask import request
 from flask.views import MethodView
 
-from ..api import Blueprint, expected_version, paginate, with_etag
+from ..api import STALE, Blueprint, expected_version, paginate, with_etag
 from ..auth import ROLES, current_user, snapshot
 from ..db import Row
 from ..idempotency import idempotent_route
@@ -71,8 +71,7 @@ def get_issue(issue_id):
 @idempotent_route(blp)
 @blp.arguments(ActionSchema)
 @blp.response(200, IssueSchema)
-@blp.alt_response(409, response="DEFAULT_ERROR", description="invalid_transition and other state conflicts")
-@blp.alt_response(412, response="DEFAULT_ERROR", description="If-Match names an older version")
+@blp.errors({409: "invalid_transition and other state conflicts", 412: STALE})
 def post_action(args, issue_id):
     """Act on an issue: accept, reject, escalate, start, resolve, withdraw, supervise, comment, close, approve, duplicate."""
     action = args.pop("action")

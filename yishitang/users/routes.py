@@ -23,8 +23,7 @@ def _signed_in(pair: dict) -> dict:
 @auth_blp.alt_response(429, response="DEFAULT_ERROR", description="too many logins from this address (Retry-After)")
 @auth_blp.arguments(WeChatLoginSchema)
 @auth_blp.response(200, TokenSchema)
-@auth_blp.alt_response(401, response="DEFAULT_ERROR", description="invalid_wechat_code, account_disabled")
-@auth_blp.alt_response(503, response="DEFAULT_ERROR", description="wechat_unavailable (Retry-After)")
+@auth_blp.errors({401: "invalid_wechat_code, account_disabled", 503: "wechat_unavailable (Retry-After)"})
 def wechat_login(args):
     """Sign in with a `wx.login` code; a resident account is created on first login."""
     return _signed_in(service.wechat_login(args["code"]))
