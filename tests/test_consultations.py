@@ -293,6 +293,26 @@ def test_a_cancelled_session_takes_no_sign_in(client, login, people, schedule, o
                  "consultation_cancelled")
 
 
+@pytest.mark.parametrize("status", ["planned", "held", "minuted", "cancelled"])
+def test_edit_and_cancel_follow_the_state_table(client, login, people, schedule, db, status):
+    """What the server allows from each state is what `workflow.allowed_actions` says a client may offer."""
+    from yishitang.consultations import workflow
+
+    session = schedule()
+    db.consultations.update_one({"_id": ObjectId(session["id"])}, {"$set": {"status": status}})
+    offered = workflow.allowed_actions(status, frozenset({workflow.MANAGER, workflow.COVERER, workflow.VIEWER}))
+    headers = login(people["member"])
+    edited = client.patch(f"{URL}/{session['id']}", json={"topic": "改期后的议题"}, headers=headers)
+    cancelled = client.post(f"{URL}/{session['id']}/cancel", json={}, headers=headers)
+    for action, response, refusal in (("edit", edited, "consultation_not_editable"),
+                                      ("cancel", cancelled, "consultation_not_cancellable")):
+        if action in offered:
+            assert response.status_code == 200, response.get_json()
+        else:
+            assert_error(response, 409, refusal)
+    assert ("edit" in offered) == ("cancel" in offered) == (status == "planned")
+
+
 # --- minutes ---------------------------------------------------------------------------------------
 
 @pytest.fixture
