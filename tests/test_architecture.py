@@ -35,12 +35,17 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("reports",         ("reports",)),                     # to come
     ("open311",         ("open311",)),
     ("app",             ("personal_data", "ops", "metrics", "scheduler", "cli", "")),
-    ("devtools",        ("devtools", "demo", "loadgen", "fakewechat", "embedded")),
+    ("devtools",        ("devtools",)),
 ]
 LAYER_OF = {name: rank for rank, (_, names) in enumerate(LAYERS) for name in names}
 
 # Imports that reach up a layer on purpose, each with its reason (at most two).
-UPWARD_ALLOWED: dict[tuple[str, str], str] = {}
+UPWARD_ALLOWED: dict[tuple[str, str], str] = {
+    ("yishitang.studios.routes", "yishitang.users.service"):
+        "a studio's members are users: the studio routes list and assign them through the users service",
+    ("yishitang.cli", "yishitang.devtools"):
+        "`serve` in demo mode and the seed commands use the development tools, through the package's front",
+}
 MAX_UPWARD = 2
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60

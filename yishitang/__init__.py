@@ -70,6 +70,7 @@ def _flask_app(settings: Settings) -> Flask:
 
 
 def _register_blueprints(app: Flask, smorest) -> None:
+    """The API's blueprints into the OpenAPI spec; ops, Open311 and the dashboard beside it."""
     from .consultations.routes import blp as consultations_blp
     from .files.routes import blp as files_blp
     from .issues.routes import blp as issues_blp

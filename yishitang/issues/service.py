@@ -15,9 +15,9 @@ from ..errors import Conflict, Forbidden, InvalidInput
 from ..files import service as files
 from ..studios import service as studios
 from ..users.service import FORGOTTEN
-from . import access, notices, presenters, text
+from . import access, notices, presenters, text, workflow
 from .models import Counter, Issue, Support, TimelineEntry
-from .transitions import check_text, on_board, response_due, timeline_entry, transition
+from .transitions import check_text, timeline_entry, transition
 from .workflow import FINAL
 
 def next_number(now: dt.datetime) -> str:
@@ -41,7 +41,8 @@ def create(reporter, title, description, category, studio_id, location=None, add
         region_path=studio.region_path, reporter_id=reporter.id, reporter_name=reporter.display_name,
         anonymous=anonymous, contact_phone=contact_phone or reporter.phone,
         location=[location["lng"], location["lat"]] if location else None, address=address or "",
-        due_at=response_due(now, category), moderation=moderation, on_board=on_board("submitted", moderation, None),
+        due_at=workflow.due(config.settings(), now, "response", category), moderation=moderation,
+        on_board=workflow.on_board("submitted", moderation, None),
         search_terms=text.index_terms(title, description, number), created_at=now, updated_at=now,
         timeline=[TimelineEntry._from_son(timeline_entry(now, reporter, "resident", "submit", None, "submitted", "grassroots", None))],
     )

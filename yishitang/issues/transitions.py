@@ -45,16 +45,8 @@ def check_text(content: str, user, scene: int = 3) -> str:
     return "review" if verdict["suggest"] == "review" else "pass"
 
 
-def on_board(status: str, moderation: str, duplicate_of) -> bool:
-    return moderation == "pass" and status not in ("rejected", "withdrawn") and duplicate_of is None
-
-
-def response_due(now, category) -> dt.datetime:
-    return now + dt.timedelta(days=config.settings().deadline_days("response", category))
-
-
 def handling_due(now, level, category) -> dt.datetime:
-    return now + dt.timedelta(days=config.settings().deadline_days(level, category))
+    return workflow.due(config.settings(), now, level, category)
 
 
 def timeline_entry(at, user, role, action, from_status, to_status, level, note, **extra) -> dict:
@@ -114,7 +106,7 @@ def _store(issue, action, user, to_status, caps, now, session, *, note, role, **
     changes.update(status=to_status, updated_at=now)
     if to_status == "closed":
         changes.setdefault("closed_at", now)
-    changes["on_board"] = on_board(to_status, changes.get("moderation", issue.moderation),
+    changes["on_board"] = workflow.on_board(to_status, changes.get("moderation", issue.moderation),
                                    changes.get("duplicate_of", issue.duplicate_of))
     increments = {"version": 1, **changes.pop("$inc", {})}
     return db.update_and_get(
