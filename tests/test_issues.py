@@ -144,7 +144,7 @@ def test_escalation_climbs_the_tiers_and_the_staff_change(client, login, people,
 def issue_in(app, people, make_issue):
     """An issue raised (make_issue), then put into a given state through the service (the stories above
     go through HTTP)."""
-    from yishitang.issues import service
+    from yishitang.issues import access, service
     from yishitang.issues.models import Issue
 
     paths = {
@@ -157,7 +157,7 @@ def issue_in(app, people, make_issue):
     def make(status):
         raised = make_issue(people["resident"])
         with app.test_request_context():
-            issue = service.load(raised["id"])
+            issue = access.load(raised["id"])
             for action in paths[status]:
                 system = action in ("schedule", "consult")  # consultation sessions do these
                 actor = people["resident"] if action in ("withdraw", "rate_satisfied") else people["member"]
