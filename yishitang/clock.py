@@ -6,7 +6,9 @@ import datetime as dt
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from flask import current_app, has_app_context
+from flask import has_app_context
+
+from . import config
 
 DEFAULT_TZ = "Asia/Shanghai"
 
@@ -17,7 +19,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def display_zone() -> ZoneInfo:
-    return _zone(current_app.config["SETTINGS"].tz if has_app_context() else DEFAULT_TZ)
+    return _zone(config.settings().tz if has_app_context() else DEFAULT_TZ)
 
 
 def local(value: dt.datetime | None) -> dt.datetime | None:

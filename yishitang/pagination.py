@@ -21,8 +21,9 @@ import time
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from flask import current_app, g, request
+from flask import g, request
 
+from . import config
 from .errors import InvalidInput
 
 NEWEST = (("created_at", -1), ("_id", -1))
@@ -84,7 +85,7 @@ def _scope() -> str:
 
 
 def _sign(body: bytes) -> str:
-    key = ("cursor:" + current_app.config["SETTINGS"].signing_key).encode()
+    key = ("cursor:" + config.settings().signing_key).encode()
     return hmac.new(key, body, hashlib.sha256).hexdigest()[:32]
 
 

@@ -12,8 +12,9 @@ import hmac
 import math
 import time
 
-from flask import current_app, request
+from flask import request
 
+from .. import config
 from ..errors import Forbidden
 
 VARIANTS = ("file", "thumb")
@@ -28,7 +29,7 @@ class BadSignature(Forbidden):
 
 
 def _settings():
-    return current_app.config["SETTINGS"]
+    return config.settings()
 
 
 def _signature(file_id: str, variant: str, expires: int) -> str:

@@ -12,6 +12,7 @@ import logging
 
 from flask import current_app, has_request_context
 
+from .. import config
 from ..db import utcnow
 from ..wechat import WeChatError
 from . import links
@@ -26,7 +27,7 @@ RESEND_BATCH = 200
 def request_check(upload, owner, now=None) -> bool:
     """Ask WeChat to check one photo; when WeChat does not answer it stays `unsent` for the job."""
     now = now or utcnow()
-    if not has_request_context() and not current_app.config["SETTINGS"].public_url:
+    if not has_request_context() and not config.settings().public_url:
         log.warning("YISHITANG_PUBLIC_URL is unset: WeChat cannot fetch photo %s", upload.id)
         return False
     try:

@@ -27,9 +27,9 @@ class Files(MethodView):
     @blp.login_required(roles=ROLES)
     @blp.arguments(UploadSchema, location="files")
     @blp.response(201, UploadedFileSchema)
-    @blp.alt_response(413, response=DEFAULT_ERROR, description="文件超过 10 MB（file_too_large）或请求体过大（payload_too_large）")
-    @blp.alt_response(415, response=DEFAULT_ERROR, description="不是 JPEG、PNG、WebP 或 MP4（unsupported_file_type）")
-    @blp.alt_response(422, response=DEFAULT_ERROR, description="图片超过 5000 万像素（image_too_large），空文件（empty_file）")
+    @blp.errors({413: "文件超过 10 MB（file_too_large）或请求体过大（payload_too_large）",
+                 415: "不是 JPEG、PNG、WebP 或 MP4（unsupported_file_type）",
+                 422: "图片超过 5000 万像素（image_too_large），空文件（empty_file）"})
     def post(self, args):
         """Upload a photo or video (multipart field `file`) for an issue or its resolution evidence.
 

@@ -64,6 +64,12 @@ CLIENT_ACTIONS = ("accept", "reject", "escalate", "start", "resolve", "withdraw"
                   "comment", "close", "approve", "duplicate")
 RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")
 
+# Chinese names of the states, as people read them (`GET /meta`).
+STATUS_NAMES = {
+    "submitted": "待受理", "accepted": "已受理", "scheduled": "待协商", "consulted": "已协商",
+    "in_progress": "办理中", "resolved": "已办结待评价", "closed": "已关闭", "rejected": "不予受理",
+    "withdrawn": "已撤回",
+}
 # Chinese names of the actions, as timeline entries and buttons show them (`GET /meta`).
 ACTION_NAMES = {
     "submit": "提出", "accept": "受理", "reject": "不予受理", "escalate": "上报", "start": "开始办理",

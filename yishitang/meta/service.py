@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from flask import current_app
-
+from .. import config
 from ..consultations.models import FORMAT_NAMES as CONSULTATION_FORMATS
 from ..consultations.models import STATUS_NAMES as CONSULTATION_STATUSES
 from ..db import utcnow
 from ..files import service as files
 from ..issues.models import CATEGORY_NAMES
 from ..issues.notices import LEVEL_NAMES
-from ..issues.service import STATUS_NAMES as ISSUE_STATUSES
 from ..issues.workflow import ACTION_NAMES, RATING_NAMES
+from ..issues.workflow import STATUS_NAMES as ISSUE_STATUSES
 from ..clock import local
 from ..users.models import COMMITTEES
 
@@ -37,7 +36,7 @@ def labels() -> dict:
 
 
 def meta() -> dict:
-    settings = current_app.config["SETTINGS"]
+    settings = config.settings()
     templates = settings.wechat_templates
     return {
         "labels": labels(),

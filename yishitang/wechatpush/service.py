@@ -11,8 +11,7 @@ import hashlib
 import hmac
 import logging
 
-from flask import current_app
-
+from .. import config
 from ..errors import Forbidden, InvalidInput
 from ..files import moderation
 
@@ -31,7 +30,7 @@ def signature(token: str, timestamp: str, nonce: str) -> str:
 
 
 def verify(args) -> None:
-    token = current_app.config["SETTINGS"].push_token
+    token = config.settings().push_token
     expected = signature(token, args.get("timestamp") or "", args.get("nonce") or "")
     if not token or not hmac.compare_digest(expected.encode(), (args.get("signature") or "").encode()):
         raise BadPushSignature()
