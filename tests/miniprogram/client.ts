@@ -43,7 +43,9 @@ export function describe(issue: Issue): string {
   const where = issue.location ? `${issue.location.lat.toFixed(4)},${issue.location.lng.toFixed(4)}` : "";
   const done = issue.resolution?.summary ?? "";
   const rated = issue.feedback?.rating ?? "";
-  return [issue.number, where, done, rated].join(" ");
+  const photos = (issue.attachments ?? []).map((a) => a.thumb_url ?? a.url).join(" ");
+  const buttons = (issue.allowed_actions ?? []).join(",");
+  return [issue.number, where, done, rated, photos, buttons, issue.supported_by_me ? "已附议" : ""].join(" ");
 }
 
 export async function boardPage(api: Api, studio: string, cursor?: string) {

@@ -232,30 +232,30 @@ def _links(upload) -> dict:
 def describe(file_ids, *, public: bool) -> list[dict]:
     """Attachments as views list them, `{id, kind, content_type, url, thumb_url, media_check}`, in
     the given order; the public board gets only photos WeChat passed, without the check's state."""
-    return describe_many([file_ids], public=public)[0]
+    return describe_many([(file_ids, public)])[0]
 
 
-def describe_many(id_lists, *, public: bool) -> list[list[dict]]:
-    """`describe` for a page of issues with one query."""
-    wanted = {ObjectId(str(i)) for ids in id_lists for i in ids or ()}
-    found = {doc["_id"]: doc for doc in UploadedFile._get_collection().find(
-        {"_id": {"$in": list(wanted)}}, {"content_type": 1, "kind": 1, "thumb_gridfs_id": 1, "media_check": 1})} \
+def describe_many(groups) -> list[list[dict]]:
+    """`describe` for each `(file_ids, public)` of a page, with one query."""
+    wanted = {ObjectId(str(i)) for ids, _public in groups for i in ids or ()}
+    fields = {"content_type": 1, "kind": 1, "thumb_gridfs_id": 1, "media_check": 1}
+    found = {doc["_id"]: doc for doc in UploadedFile._get_collection().find({"_id": {"$in": list(wanted)}}, fields)} \
         if wanted else {}
     expires = links.expiry()
-    shaped = []
-    for ids in id_lists:
-        items = []
-        for file_id in ids or ():
-            doc = found.get(ObjectId(str(file_id)))
-            state = ((doc or {}).get("media_check") or {}).get("state", "unchecked")
-            if doc is None or (public and state != "pass"):
-                continue
-            items.append({"id": str(doc["_id"]), "kind": doc["kind"], "content_type": doc["content_type"],
-                          "url": links.url(doc["_id"], expires=expires),
-                          "thumb_url": links.url(doc["_id"], "thumb", expires=expires) if doc.get("thumb_gridfs_id") else None,
-                          "media_check": None if public else state})
-        shaped.append(items)
-    return shaped
+    return [[_attachment(found[oid], public, expires) for oid in map(lambda i: ObjectId(str(i)), ids or ())
+             if oid in found and (not public or _check_state(found[oid]) == "pass")]
+            for ids, public in groups]
+
+
+def _check_state(doc) -> str:
+    return (doc.get("media_check") or {}).get("state", "unchecked")
+
+
+def _attachment(doc, public: bool, expires: int) -> dict:
+    return {"id": str(doc["_id"]), "kind": doc["kind"], "content_type": doc["content_type"],
+            "url": links.url(doc["_id"], expires=expires),
+            "thumb_url": links.url(doc["_id"], "thumb", expires=expires) if doc.get("thumb_gridfs_id") else None,
+            "media_check": None if public else _check_state(doc)}
 
 
 def read(upload: UploadedFile) -> bytes:

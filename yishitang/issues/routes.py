@@ -32,8 +32,7 @@ class Issues(MethodView):
         """
         user = current_user()
         page = pagination.page(queries.search(user, **args), pagination_parameters)
-        viewer = snapshot(user)
-        return [presenters.view(Row(issue), viewer, with_timeline=False) for issue in page]
+        return presenters.page([Row(issue) for issue in page], snapshot(user))
 
     @blp.doc(operationId="create_issue")
     @blp.login_required(roles=("resident",))

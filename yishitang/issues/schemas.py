@@ -3,6 +3,7 @@ from marshmallow import validate
 from webargs.fields import DelimitedList
 
 from ..fields import CODE, OBJECT_ID, PHONE, LocationSchema
+from ..files.schemas import AttachmentSchema
 from .models import CATEGORIES
 from .workflow import CLIENT_ACTIONS, LEVELS, RATINGS, STATUSES
 
@@ -57,7 +58,7 @@ class ResolutionSchema(ma.Schema):
     summary = ma.fields.String()
     owner_unit = ma.fields.String(allow_none=True)
     resolved_at = ma.fields.DateTime()
-    evidence = ma.fields.List(ma.fields.String())
+    evidence = ma.fields.List(ma.fields.Nested(AttachmentSchema), metadata={"description": "photos of the result"})
 
 
 class FeedbackSchema(ma.Schema):
@@ -82,7 +83,8 @@ class IssueSchema(Shaped):
     contact_phone = ma.fields.String(allow_none=True)
     location = ma.fields.Nested(LocationSchema, allow_none=True)
     address = ma.fields.String()
-    attachments = ma.fields.List(ma.fields.String())
+    attachments = ma.fields.List(ma.fields.Nested(AttachmentSchema), metadata={
+        "description": "photos and videos with signed links; the public board lists the photos WeChat passed"})
     supporters_count = ma.fields.Integer()
     due_at = ma.fields.DateTime(allow_none=True)
     overdue = ma.fields.Boolean()
@@ -103,6 +105,10 @@ class IssueSchema(Shaped):
     first_response_at = ma.fields.DateTime(allow_none=True)
     closed_at = ma.fields.DateTime(allow_none=True)
     version = ma.fields.Integer(metadata={"description": "also sent as the ETag"})
+    allowed_actions = ma.fields.List(ma.fields.String(), metadata={"description": (
+        "what the caller may do now, from the table that decides: actions of POST /actions, `feedback` "
+        "(POST /feedback) and `support` (POST /supports); a button for anything else would be refused")})
+    supported_by_me = ma.fields.Boolean(metadata={"description": "the caller supports it (附议)"})
 
 
 class IssueSummarySchema(IssueSchema):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import NamedTuple
 
+from ..errors import Conflict
+
 SAME = None
 STAFF, SUPERVISOR, REPORTER, SYSTEM = "staff", "supervisor", "reporter", "system"
 
@@ -97,3 +99,45 @@ def on_board(status: str, moderation: str = "pass", duplicate_of=None) -> bool:
 def due(settings, now, stage: str, category: str | None = None):
     """The deadline of a stage ("response" or a level) starting at `now`, from the settings."""
     return now + dt.timedelta(days=settings.deadline_days(stage, category))
+
+
+# Conditions on the issue beyond its state, by action: (holds(issue, now, settings), refusal, error).
+# `transition` refuses with them (409) and `allowed_actions` leaves out what they refuse.
+def _below_top_tier(issue, now, settings) -> bool:
+    return next_level(issue.level) is not None
+
+
+def _rating_window_over(issue, now, settings) -> bool:
+    resolved_at = issue.resolution.resolved_at if issue.resolution else None
+    if issue.feedback is not None or resolved_at is None:
+        return False
+    if resolved_at.tzinfo is None:
+        resolved_at = resolved_at.replace(tzinfo=dt.timezone.utc)
+    return now - resolved_at >= dt.timedelta(days=settings.feedback_window_days)
+
+
+CONDITIONS = {
+    "escalate": (_below_top_tier, "议题已在区级办理，不能再上报", "already_top_tier"),
+    "supervise": (lambda issue, now, settings: not issue.supervised, "该议题已在督办中", "already_supervised"),
+    "approve": (lambda issue, now, settings: issue.moderation == "review", "该议题无需审核", "not_held_for_review"),
+    "close": (_rating_window_over, "居民评价期（{days} 天）未满，暂不能关闭", "feedback_window_open"),
+}
+
+
+def check_condition(action: str, issue, now, settings) -> None:
+    """409 with the action's own code when the issue does not meet the action's condition."""
+    condition = CONDITIONS.get(action)
+    if condition is not None and not condition[0](issue, now, settings):
+        _holds, message, error = condition
+        raise Conflict(message.format(days=settings.feedback_window_days), error=error)
+
+
+def allowed_actions(issue, capacities, now, settings) -> list[str]:
+    """What these capacities may do to the issue now (what a client may offer): the client actions
+    the table and the conditions allow, and `feedback` (POST /feedback) for the reporter."""
+    found = [action for action in CLIENT_ACTIONS
+             if (found_rule := rule(issue.status, action)) is not None and found_rule.who & capacities
+             and (action not in CONDITIONS or CONDITIONS[action][0](issue, now, settings))]
+    if REPORTER in capacities and rule(issue.status, "rate_satisfied") is not None:
+        found.append("feedback")
+    return found
