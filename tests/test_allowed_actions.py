@@ -93,3 +93,74 @@ def test_a_list_carries_allowed_actions_and_supported_by_me(client, people, logi
     assert own["supported_by_me"] is False and set(own["allowed_actions"]) == {"withdraw", "comment"}
     [queued] = client.get(ISSUES, headers=login(people["member"])).get_json()
     assert {"accept", "reject", "escalate", "comment", "duplicate"} <= set(queued["allowed_actions"])
+
+
+# --- consultations: the state table and its clock ------------------------------------------------------
+
+SESSION_ROLES = ("resident", "neighbour", "member", "other_member", "coordinator", "other_coordinator", "admin")
+# scenario: (status, starts this long from now, minutes recorded this long ago)
+SESSION_SCENARIOS = {
+    "planned_tomorrow": ("planned", dt.timedelta(days=1), None),
+    "planned_started": ("planned", dt.timedelta(minutes=-5), None),
+    "held": ("held", dt.timedelta(minutes=-30), None),
+    "minuted_today": ("minuted", dt.timedelta(hours=-3), dt.timedelta(hours=1)),
+    "minuted_long_ago": ("minuted", dt.timedelta(days=-9), dt.timedelta(days=8)),
+    "cancelled": ("cancelled", dt.timedelta(days=1), None),
+}
+
+
+def session_attempt(client, app, people, headers, session_id, action):
+    from yishitang.consultations import checkin
+
+    url = f"/api/v1/consultations/{session_id}"
+    if action == "edit":
+        return client.patch(url, json={"description": "补充说明"}, headers=headers)
+    if action == "cancel":
+        return client.post(f"{url}/cancel", json={"reason": "改期"}, headers=headers)
+    if action in ("minute", "correct"):
+        return client.put(f"{url}/minutes", json={"summary": "讨论了充电车棚选址。", "outcomes": []}, headers=headers)
+    with app.test_request_context():
+        try:
+            code = checkin.checkin_code(session_id, people["admin"])["code"]
+        except Exception:  # noqa: BLE001  (no code outside the sign-in time: any code will do to be refused)
+            code = "no-code"
+    return client.post(f"{url}/checkins", json={"code": code}, headers=headers)
+
+
+@pytest.mark.parametrize("scenario", sorted(SESSION_SCENARIOS))
+def test_every_listed_session_action_succeeds_and_every_other_is_refused(scenario, app, client, db, people, login,
+                                                                          district):
+    from yishitang.consultations import workflow as session_workflow
+
+    status, starts_in, minuted_ago = SESSION_SCENARIOS[scenario]
+    start = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0) + dt.timedelta(days=2)
+    created = client.post("/api/v1/consultations", headers=login(people["member"]), json={
+        "studio_id": str(district["xingfu"].id), "topic": "充电车棚选址", "starts_at": start.isoformat(),
+        "ends_at": (start + dt.timedelta(hours=2)).isoformat(), "location": "社区二楼", "capacity": 20})
+    assert created.status_code == 201, created.get_json()
+    now = dt.datetime.now(dt.timezone.utc)
+    change = {"status": status, "starts_at": now + starts_in, "ends_at": now + starts_in + dt.timedelta(hours=2)}
+    if minuted_ago is not None:
+        change.update(minuted_at=now - minuted_ago, minutes={
+            "summary": "已讨论", "attendees_count": 3, "outcomes": [], "recorded_by": people["member"].id,
+            "recorded_at": now - minuted_ago})
+    session_id = ObjectId(created.get_json()["id"])
+    db.consultations.update_one({"_id": session_id}, {"$set": change})
+    saved = db.consultations.find_one({"_id": session_id})
+
+    problems, listed_somewhere = [], set()
+    for role in SESSION_ROLES:
+        headers = login(people[role])
+        shown = client.get(f"/api/v1/consultations/{session_id}", headers=headers)
+        allowed = set(shown.get_json()["allowed_actions"]) if shown.status_code == 200 else set()
+        listed_somewhere |= allowed
+        for action in session_workflow.TRANSITIONS:
+            if action == "correct" and saved.get("minutes") is None or action == "minute" and saved.get("minutes"):
+                continue  # one PUT /minutes: it is `minute` the first time and `correct` after
+            response = session_attempt(client, app, people, headers, str(session_id), action)
+            if (response.status_code in (200, 201)) != (action in allowed):
+                problems.append(f"{role:>18} {action:<8} listed={action in allowed} got {response.status_code} "
+                                f"{(response.get_json() or {}).get('error')}")
+            db.consultations.replace_one({"_id": session_id}, saved)
+    assert not problems, f"{scenario}:\n" + "\n".join(problems)
+    assert listed_somewhere or scenario in ("cancelled", "minuted_long_ago")  # nothing is left to do there

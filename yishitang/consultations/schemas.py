@@ -178,6 +178,9 @@ class ConsultationSchema(ma.Schema):
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
     version = ma.fields.Integer(metadata={"description": "also sent as the ETag"})
+    allowed_actions = ma.fields.List(ma.fields.String(), metadata={"description": (
+        "what the caller may do now, from the state table and its clock: edit, cancel, check_in (with the "
+        "code shown in the room), minute, correct")})
 
 
 class CheckinCodeSchema(ma.Schema):
