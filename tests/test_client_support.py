@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 
 from bson import ObjectId
@@ -153,3 +154,24 @@ def test_minutes_that_discuss_an_issue_tell_its_reporter(client, db, people, log
     response = client.put(f"/api/v1/consultations/{session.get_json()['id']}/minutes", json=minutes, headers=login(member))
     assert response.status_code == 200, response.get_json()
     assert "issue_consulted" in kinds_for(db, resident)
+
+
+def test_every_time_shown_carries_the_display_offset(client, people, login, make_issue):
+    """Issues, their timelines, notifications, uploads, sessions and the caller: all +08:00."""
+    import re
+
+    from tests.test_photos import photo
+
+    resident, member = people["resident"], people["member"]
+    headers = login(resident)
+    upload = client.post("/api/v1/files", headers=headers, content_type="multipart/form-data",
+                         data={"file": (io.BytesIO(photo(32, 32)), "a.jpg")}).get_json()
+    issue = make_issue(resident, attachments=[upload["id"]])
+    assert client.post(f"{ISSUES}/{issue['id']}/actions", json={"action": "accept"}, headers=login(member)).status_code == 200
+    bodies = [client.get(f"{ISSUES}/{issue['id']}", headers=headers).get_data(as_text=True),
+              client.get(ISSUES, headers=headers).get_data(as_text=True),
+              client.get(INBOX, headers=headers).get_data(as_text=True),
+              json.dumps(upload), client.get("/api/v1/me", headers=headers).get_data(as_text=True),
+              client.get("/api/v1/meta").get_data(as_text=True)]
+    times = [t for body in bodies for t in re.findall(r'"(\d{4}-\d\d-\d\dT[^"]+)"', body)]
+    assert len(times) >= 12 and all(t.endswith("+08:00") for t in times), [t for t in times if not t.endswith("+08:00")]

@@ -1,6 +1,8 @@
 import marshmallow as ma
 from flask_smorest.fields import Upload
 
+from ..fields import LocalDateTime
+
 
 class UploadSchema(ma.Schema):
     file = Upload(required=True, metadata={
@@ -20,7 +22,7 @@ class UploadedFileSchema(ma.Schema):
     kind = ma.fields.String(dump_only=True, metadata={"description": "image | video"})
     size = ma.fields.Integer(dump_only=True, metadata={"description": "bytes"})
     sha256 = ma.fields.String(dump_only=True, metadata={"description": "hex digest of the bytes"})
-    created_at = ma.fields.DateTime(dump_only=True)
+    created_at = LocalDateTime(dump_only=True)
     url = ma.fields.String(dump_only=True, metadata={"description": "signed link, works without a token for a while"})
     thumb_url = ma.fields.String(dump_only=True, allow_none=True, metadata={"description": "signed link to the thumbnail; null for videos"})
     media_check = ma.fields.String(dump_only=True, metadata={"description": "WeChat's media check: unsent | pending | pass | review | risky | unchecked"})

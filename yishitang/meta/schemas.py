@@ -1,5 +1,7 @@
 import marshmallow as ma
 
+from ..fields import LocalDateTime
+
 
 class LabelsSchema(ma.Schema):
     issue_status = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
@@ -34,4 +36,4 @@ class MetaSchema(ma.Schema):
     uploads = ma.fields.Nested(UploadLimitsSchema)
     page_size_max = ma.fields.Integer()
     time_zone = ma.fields.String(metadata={"description": "every time shown carries this zone's offset"})
-    server_time = ma.fields.DateTime(metadata={"description": "to correct a phone's clock"})
+    server_time = LocalDateTime(metadata={"description": "to correct a phone's clock"})
