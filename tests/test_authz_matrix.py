@@ -129,6 +129,7 @@ POST   /api/v1/notifications/read-all                     -              401 200
 GET    /api/v1/notifications/unread-count                 -              401 200 200 200 200  200 200  200  200
 
 GET    /api/v1/meta                                       -              200 200 200 200 200  200 200  200  200
+GET    /api/v1/feed                                       -              401 200 200 200 200  200 200  200  200
 GET    /api/v1/wechat/events                              -              422 422 422 422 422  422 422  422  422
 GET    /api/v1/wechat/events                              signed         200 200 200 200 200  200 200  200  200
 GET    /api/v1/wechat/events                              forged         403 403 403 403 403  403 403  403  403
@@ -397,6 +398,8 @@ def request_for(app, fake_wechat, world, method, rule, case, role):
     elif key == ("POST", "/api/v1/issues"):
         kwargs["json"] = {"title": "垃圾分类亭异味", "category": "environment", "studio_id": xingfu,
                           "description": "垃圾分类亭夏天异味很大，希望增加清运次数。"}
+    elif key == ("GET", "/api/v1/feed"):
+        kwargs["query_string"] = {"near": "123.401,41.801"}
     elif key == ("GET", "/api/v1/issues/similar"):
         kwargs["query_string"] = {"studio": xingfu, "title": "路灯不亮"}
     elif key == ("POST", "/api/v1/issues/<issue_id>/actions"):

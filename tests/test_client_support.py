@@ -175,3 +175,34 @@ def test_every_time_shown_carries_the_display_offset(client, people, login, make
               client.get("/api/v1/meta").get_data(as_text=True)]
     times = [t for body in bodies for t in re.findall(r'"(\d{4}-\d\d-\d\dT[^"]+)"', body)]
     assert len(times) >= 12 and all(t.endswith("+08:00") for t in times), [t for t in times if not t.endswith("+08:00")]
+
+
+def test_the_feed_shows_the_nearest_studios_their_public_issues_and_coming_sessions(client, db, people, login,
+                                                                                   make_issue, district):
+    resident, member = people["resident"], people["member"]
+    near_xingfu = "123.401,41.801"
+    mine = make_issue(resident, title="幸福社区的车棚")
+    far = make_issue(people["neighbour"], studio="liushu", title="柳树村的路")
+    start = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0) + dt.timedelta(days=1)
+    session = client.post("/api/v1/consultations", headers=login(member), json={
+        "studio_id": str(district["xingfu"].id), "topic": "车棚选址", "starts_at": start.isoformat(),
+        "ends_at": (start + dt.timedelta(hours=2)).isoformat(), "location": "社区二楼", "capacity": 20}).get_json()
+
+    feed = client.get("/api/v1/feed", headers=login(resident), query_string={"near": near_xingfu, "studios": 2})
+    assert feed.status_code == 200, feed.get_json()
+    body = feed.get_json()
+    assert [s["name"] for s in body["studios"]] == ["幸福社区委员工作室", "和平社区委员工作室"]
+    assert body["studios"][0]["members"][0]["id"] == str(member.id) and body["studios"][0]["distance_m"] < 500
+    assert [i["id"] for i in body["issues"]] == [mine["id"]]  # 柳树村 is not among the two nearest
+    assert body["issues"][0]["contact_phone"] == "13812345678" and "allowed_actions" in body["issues"][0]
+    assert [c["id"] for c in body["consultations"]] == [session["id"]]
+    assert body["consultations"][0]["starts_at"].endswith("+08:00")
+    # a neighbour far away sees the public side only: a masked name, no phone
+    other = client.get("/api/v1/feed", headers=login(people["other_member"]),
+                       query_string={"near": near_xingfu, "studios": 2}).get_json()
+    assert [i["id"] for i in other["issues"]] == [mine["id"]] and other["issues"][0]["contact_phone"] is None
+    assert other["issues"][0]["reporter"]["display_name"].endswith("*") and other["consultations"] == []
+    three = client.get("/api/v1/feed", headers=login(resident), query_string={"near": near_xingfu}).get_json()
+    assert [i["id"] for i in three["issues"]] == [far["id"], mine["id"]]  # newest first across the studios
+    assert_error(client.get("/api/v1/feed", headers=login(resident), query_string={"near": "east"}), 422,
+                 "validation_failed")

@@ -8,6 +8,7 @@ import datetime as dt
 from tests.test_app import assert_error
 
 INBOX = "/api/v1/notifications"
+ISSUES = "/api/v1/issues"
 
 
 def scroll(client, url, headers, page_size, **query):
@@ -83,3 +84,37 @@ def test_a_tampered_foreign_or_expired_cursor_is_400(app, client, people, login)
                                   now=dt.datetime.now().timestamp() - pagination.CURSOR_TTL_S - 1)
     assert_error(client.get(INBOX, headers=headers, query_string={"cursor": stale}), 400, "cursor_expired")
     assert client.get(INBOX, headers=headers, query_string={"cursor": cursor}).status_code == 200
+
+
+def test_the_members_queue_and_the_board_scroll_by_cursor_while_issues_arrive(client, people, login, make_issue, district):
+    resident, member = people["resident"], people["member"]
+    for n in range(7):
+        make_issue(resident, title=f"楼道问题{n}")
+    queue, requests = scroll(client, ISSUES, login(member), 3)
+    assert [i["title"] for i in queue] == [f"楼道问题{n}" for n in range(6, -1, -1)] and requests == 3
+
+    headers, seen, cursor = login(people["neighbour"]), [], ""
+    board = {"board": 1, "studio": str(district["xingfu"].id)}
+    while cursor is not None:
+        response = client.get(ISSUES, headers=headers, query_string={**board, "cursor": cursor, "page_size": 2})
+        seen += [i["id"] for i in response.get_json()]
+        cursor = response.headers.get("X-Next-Cursor")
+        if len(seen) == 2:
+            make_issue(resident, title="刚提出的新议题")  # newer than the cursor: never in this walk
+    assert seen == [i["id"] for i in queue]
+    assert_error(client.get(ISSUES, headers=login(member), query_string={"cursor": response.request.args.get("cursor")}),
+                 400, "bad_cursor")  # the board's cursor is not the queue's
+
+
+def test_sessions_scroll_by_cursor_in_either_order(client, people, login, district):
+    member = people["member"]
+    start = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0, second=0, minute=0)
+    for n in range(5):
+        at = start + dt.timedelta(days=n + 1)
+        assert client.post("/api/v1/consultations", headers=login(member), json={
+            "studio_id": str(district["xingfu"].id), "topic": f"议事会{n}", "starts_at": at.isoformat(),
+            "ends_at": (at + dt.timedelta(hours=1)).isoformat(), "location": "社区二楼", "capacity": 20}).status_code == 201
+    latest, _ = scroll(client, "/api/v1/consultations", login(member), 2)
+    soonest, _ = scroll(client, "/api/v1/consultations", login(member), 2, order="asc")
+    assert [c["topic"] for c in latest] == [f"议事会{n}" for n in range(4, -1, -1)]
+    assert [c["topic"] for c in soonest] == [f"议事会{n}" for n in range(5)]

@@ -72,6 +72,7 @@ def _flask_app(settings: Settings) -> Flask:
 def _register_blueprints(app: Flask, smorest) -> None:
     """The API's blueprints into the OpenAPI spec; ops, Open311 and the dashboard beside it."""
     from .consultations.routes import blp as consultations_blp
+    from .feed.routes import blp as feed_blp
     from .files.routes import blp as files_blp
     from .issues.routes import blp as issues_blp
     from .meta.routes import blp as meta_blp
@@ -88,7 +89,7 @@ def _register_blueprints(app: Flask, smorest) -> None:
 
     for blueprint in (regions_blp, studios_blp, auth_blp, me_blp, users_blp, files_blp, issues_blp,
                       consultations_blp, notifications_blp, stats_blp, integrations_blp, meta_blp,
-                      wechatpush_blp):
+                      wechatpush_blp, feed_blp):
         smorest.register_blueprint(blueprint)
     app.register_blueprint(ops_blp)
     app.register_blueprint(open311_blp)  # GeoReport v2: its own formats and error shape, outside the OpenAPI spec

@@ -9,7 +9,7 @@ from .schemas import MembersSchema, StudioPatchSchema, StudioQuerySchema, Studio
 blp = Blueprint("studios", __name__, url_prefix="/api/v1/studios", description="委员工作室")
 
 
-def _views(studios: list) -> list[dict]:
+def views(studios: list) -> list[dict]:
     members = users.members_by_studio([s.id for s in studios], active_only=False)
     return [_view(s, members[s.id]) for s in studios]
 
@@ -26,7 +26,7 @@ def _view(studio, members) -> dict:
 
 
 def _one(studio) -> dict:
-    return _views([studio])[0]
+    return views([studio])[0]
 
 
 @blp.route("")
@@ -34,7 +34,7 @@ class Studios(MethodView):
     @blp.list_route(StudioQuerySchema, StudioSchema, roles=ROLES)
     def get(self, args, pagination_parameters):
         """List studios in a region subtree (by code), or nearest first with `near=lng,lat`."""
-        return _views(list(paginate(service.search(**args), pagination_parameters)))
+        return views(list(paginate(service.search(**args), pagination_parameters)))
 
     @blp.login_required(roles=("admin",))
     @blp.arguments(StudioSchema)
