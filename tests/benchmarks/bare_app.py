@@ -126,7 +126,7 @@ def stats():
     """The rollup reads of the real route (a district by township): its townships' cells over the
     period and the writes since the watermark; the same sums."""
     from yishitang.stats import cells
-    from yishitang.stats.rollups import periods
+    from yishitang.stats.periods import periods
 
     caller()
     region = request.args["region"]
