@@ -6,6 +6,8 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # Test workers (each starts its own SecantusDB); 2 matches the 2-core CI machine.
 WORKERS ?= 2
+# The mini-program's TypeScript check (tests/test_generated_clients.py) installs its npm packages here.
+MINIPROGRAM := tests/miniprogram
 # Installing chromium needs root: plain apt-get as root (CI), sudo otherwise.
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -33,7 +35,6 @@ browser:
 
 # Node and the pinned npm packages of tests/miniprogram (openapi-typescript, openapi-fetch, typescript),
 # for tests/test_generated_clients.py's strict type-check of a mini-program-style client.
-MINIPROGRAM := tests/miniprogram
 $(MINIPROGRAM)/node_modules/.installed: $(MINIPROGRAM)/package-lock.json
 	@command -v npm >/dev/null || \
 	  ( $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm )
