@@ -52,21 +52,28 @@ def page(query, pagination_parameters, order=NEWEST):
     else:
         pagination_parameters.by_cursor = True
         pagination_parameters.item_count = 0  # not counted: a cursor page never reads the whole list
-        if raw:
-            query = query.filter(__raw__=after(decode(raw), order))
-        items = list(query.limit(size + 1))
+        items = list(query.limit(size + 1)) if not raw else _after(query, decode(raw), order, size + 1)
         more, items = len(items) > size, items[:size]
     if more and items:
         pagination_parameters.next_cursor = encode([_value(items[-1], key) for key, _ in order])
     return items
 
 
-def after(values: list, order) -> dict:
-    """Items strictly after `values` in `order`: (a > x) or (a == x and b > y), with each key's direction."""
+def _after(query, last: list, order, wanted: int) -> list:
+    """The first `wanted` items strictly after `last` in `order`. The query is a plain range on the
+    first key (from the cursor's value on), which every database walks on the list's index; the
+    few items that share that value and come before the cursor are skipped here."""
     (first, first_dir), (second, second_dir) = order
-    beyond = "$lt" if first_dir < 0 else "$gt"
-    beyond_second = "$lt" if second_dir < 0 else "$gt"
-    return {"$or": [{first: {beyond: values[0]}}, {first: values[0], second: {beyond_second: values[1]}}]}
+    items = []
+    for item in query.filter(__raw__={first: {"$lte" if first_dir < 0 else "$gte": last[0]}}):
+        if _value(item, first) == last[0]:
+            tie = _value(item, second)
+            if (tie >= last[1]) if second_dir < 0 else (tie <= last[1]):
+                continue  # shown already: at the cursor's time, not past it
+        items.append(item)
+        if len(items) == wanted:
+            break
+    return items
 
 
 def _value(item, key):
