@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     if not settings.mongodb_uri:
         raise ConfigError("MONGODB_URI is not set (`yishitang serve` starts the embedded database itself)")
+    settings.check_app()
 
     app = Flask(__name__)
     app.config.update(

@@ -377,7 +377,7 @@ def cancel(consultation_id, user, reason="", *, expected_version=None, now=None)
 # --- sign-in -----------------------------------------------------------------------------------
 
 def _sign(consultation_id, window: int) -> str:
-    key = _settings().signing_key.encode()
+    key = _settings().checkin_key
     digest = hmac.new(key, f"yishitang-checkin|{consultation_id}|{window}".encode(), hashlib.sha256).digest()
     return base64.b32encode(digest[:5]).decode()  # 8 characters: enough for a code valid minutes
 
