@@ -54,3 +54,22 @@ def test_checkin_codes_are_not_signed_with_the_token_key(app, client, login, peo
     url = f"{CONSULTATIONS}/{session['id']}/checkins"
     assert_error(client.post(url, json={"code": old_style}, headers=login(people["resident"])), 422, "invalid_checkin_code")
     check_in(client, login, people["resident"], session, shown)
+
+
+# --- 2. a new password ends the old sign-ins -----------------------------------------------------
+
+PASSWORD, REFRESH = "/api/v1/auth/password-login", "/api/v1/auth/refresh"
+
+
+def test_a_password_reset_revokes_every_sign_in_of_the_account(client, people, login):
+    member = people["member"]
+    pair = client.post(PASSWORD, json={"username": member.username, "password": "secret-pass-1"}).get_json()
+    old = {"Authorization": f"Bearer {pair['access_token']}"}
+    assert client.get("/api/v1/me", headers=old).status_code == 200
+    reset = client.patch(f"/api/v1/users/{member.id}", json={"password": "brand-new-pass"}, headers=login(people["admin"]))
+    assert reset.status_code == 200
+    assert_error(client.get("/api/v1/me", headers=old), 401, "token_revoked")
+    assert client.post(REFRESH, json={"refresh_token": pair["refresh_token"]}).status_code == 401
+    fresh = client.post(PASSWORD, json={"username": member.username, "password": "brand-new-pass"}).get_json()
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {fresh['access_token']}"}).status_code == 200
+    assert client.post(REFRESH, json={"refresh_token": fresh["refresh_token"]}).status_code == 200

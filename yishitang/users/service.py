@@ -171,7 +171,8 @@ def update_user(user: User, actor: User, **changes) -> User:
     if user.id == actor.id and (changes.get("active") is False or
                                 ("roles" in changes and "admin" not in changes["roles"])):
         raise Conflict("不能停用自己或撤销自己的管理员角色", error="cannot_demote_self")
-    if "password" in changes:
+    new_password = "password" in changes
+    if new_password:
         user.password_hash = generate_password_hash(changes.pop("password"))
     for key in ("display_name", "phone"):
         if key in changes:
@@ -183,11 +184,12 @@ def update_user(user: User, actor: User, **changes) -> User:
     disable = active is False and user.active
     if disable:
         user.active = False
-        user.token_version += 1  # access tokens already handed out stop working on their next use
     elif active is True:
         user.active = True
+    if disable or new_password:  # a new password ends every sign-in made with the old one
+        user.token_version += 1  # access tokens already handed out stop working on their next use
     user.save()
-    if disable:
+    if disable or new_password:
         tokens.revoke_user(user.id)
     return user
 
