@@ -14,7 +14,7 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
 def create_app(settings: Settings | None = None) -> Flask:
     """config -> db -> api -> blueprints -> errors; the database is dialled lazily."""
-    from . import api, auth, db, errors, metrics
+    from . import api, auth, db, errors, jsonbody, metrics
     from .consultations.routes import blp as consultations_blp
     from .files.routes import blp as files_blp
     from .issues.routes import blp as issues_blp
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     metrics.init_app(app)  # first: its after_request runs last and sees the final status
     smorest = app.extensions["yishitang.api"] = api.init_app(app)
     errors.register(app)
+    app.before_request(jsonbody.check_request_body)  # before any view parses a body
     auth.set_user_loader(tokens.load_user)
     app.extensions["wechat"] = WeChatClient(settings)
 
