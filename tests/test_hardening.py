@@ -73,3 +73,29 @@ def test_a_password_reset_revokes_every_sign_in_of_the_account(client, people, l
     fresh = client.post(PASSWORD, json={"username": member.username, "password": "brand-new-pass"}).get_json()
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {fresh['access_token']}"}).status_code == 200
     assert client.post(REFRESH, json={"refresh_token": fresh["refresh_token"]}).status_code == 200
+
+
+# --- 4. refused issues use no quota -------------------------------------------------------------
+
+@pytest.fixture
+def limits(app, settings):
+    def tighten(**specs):
+        app.config["SETTINGS"] = settings.replace(**specs)
+
+    yield tighten
+    app.config["SETTINGS"] = settings
+
+
+def test_rejected_issues_do_not_use_up_the_quota(client, limits, login, people, district, db):
+    from tests.test_issues import SHED
+
+    limits(rate_limit_issues="2/3600")
+    headers = login(people["resident"])
+    body = {**SHED, "studio_id": str(district["xingfu"].id)}
+    for _ in range(5):
+        assert_error(client.post("/api/v1/issues", json={**body, "title": ""}, headers=headers), 422, "validation_failed")
+        assert client.post("/api/v1/issues", json={**body, "studio_id": "0" * 24}, headers=headers).status_code in (404, 422)
+    for _ in range(2):
+        assert client.post("/api/v1/issues", json=body, headers=headers).status_code == 201
+    assert_error(client.post("/api/v1/issues", json=body, headers=headers), 429, "rate_limited")
+    assert db.issues.count_documents({}) == 2

@@ -39,7 +39,7 @@ class Issues(MethodView):
     @blp.login_required(roles=("resident",))
     @idempotency_header(blp)
     @idempotent
-    @limited("issues", per="user")
+    @limited("issues", per="user", accepted_only=True)  # a refused issue (422, 404) uses no quota
     @blp.alt_response(429, response="DEFAULT_ERROR", description="too many issues raised (Retry-After)")
     @blp.arguments(IssueCreateSchema)
     @blp.response(201, IssueSchema)
