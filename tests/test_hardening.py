@@ -99,3 +99,34 @@ def test_rejected_issues_do_not_use_up_the_quota(client, limits, login, people, 
         assert client.post("/api/v1/issues", json=body, headers=headers).status_code == 201
     assert_error(client.post("/api/v1/issues", json=body, headers=headers), 429, "rate_limited")
     assert db.issues.count_documents({}) == 2
+
+
+# --- 8. comments never conflict with each other --------------------------------------------------
+
+def test_twenty_simultaneous_comments_all_land(app, client, login, people, district, db):
+    import threading
+
+    from tests.test_issues import SHED
+
+    issue = client.post("/api/v1/issues", json={**SHED, "studio_id": str(district["xingfu"].id)},
+                        headers=login(people["resident"])).get_json()
+    headers = [login(people["member"]) for _ in range(20)]
+    barrier, results = threading.Barrier(20), []
+
+    def comment(n):
+        barrier.wait()
+        response = app.test_client().post(f"/api/v1/issues/{issue['id']}/actions", headers=headers[n],
+                                          json={"action": "comment", "note": f"第 {n} 条意见：已联系物业"})
+        results.append((response.status_code, (response.get_json() or {}).get("error")))
+
+    threads = [threading.Thread(target=comment, args=(n,)) for n in range(20)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert results == [(200, None)] * 20, results
+    stored = db.issues.find_one()
+    assert sum(entry["action"] == "comment" for entry in stored["timeline"]) == 20
+    assert stored["status"] == "submitted" and stored["version"] == issue["version"] + 20
+    # A state change still checks the version: acting on a stale page is refused.
+    stale = client.post(f"/api/v1/issues/{issue['id']}/actions", json={"action": "accept"},
+                        headers={**login(people["member"]), "If-Match": f'"{issue["version"]}"'})
+    assert_error(stale, 412, "stale_version")

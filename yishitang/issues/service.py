@@ -314,9 +314,13 @@ def transition(issue: Issue, action: str, user, *, note=None, expected_version=N
         changes["on_board"] = _on_board(to_status, changes.get("moderation", issue.moderation),
                                         changes.get("duplicate_of", issue.duplicate_of))
         increments = {"version": 1, **changes.pop("$inc", {})}
-        updated = db.update_and_get(
-            Issue._get_collection(), {"_id": issue.id, "version": issue.version, "status": issue.status},
-            {"$set": changes, "$inc": increments, "$push": {"timeline": entry}}, {"_id": issue.id}, session=session)
+        query = {"_id": issue.id, "version": issue.version, "status": issue.status}
+        if action == "comment":  # changes no state, so it must not lose to another write landing first
+            query.pop("version")
+            changes = {k: v for k, v in changes.items() if k in ("updated_at", "met_at")}
+        updated = db.update_and_get(Issue._get_collection(), query,
+                                    {"$set": changes, "$inc": increments, "$push": {"timeline": entry}},
+                                    {"_id": issue.id}, session=session)
         if updated is not None:
             issue = Row(updated)
             if session is None:
