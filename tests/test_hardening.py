@@ -130,3 +130,16 @@ def test_twenty_simultaneous_comments_all_land(app, client, login, people, distr
     stale = client.post(f"/api/v1/issues/{issue['id']}/actions", json={"action": "accept"},
                         headers={**login(people["member"]), "If-Match": f'"{issue["version"]}"'})
     assert_error(stale, 412, "stale_version")
+
+
+# --- 7. headers from the app itself ---------------------------------------------------------------
+
+def test_signed_in_json_answers_are_never_cached_nor_sniffed(client, login, people):
+    headers = login(people["resident"])
+    for response in (client.get("/api/v1/me", headers=headers), client.get("/api/v1/issues?mine=1", headers=headers),
+                     client.get("/api/v1/users", headers=headers),  # an error answered to a signed-in caller
+                     client.get("/api/v1/me", headers={"Authorization": "Bearer forged"})):
+        assert response.mimetype == "application/json"
+        assert response.headers["Cache-Control"] == "no-store", response.headers
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/openapi.json").headers["X-Content-Type-Options"] == "nosniff"

@@ -7,7 +7,7 @@ from functools import wraps
 
 import flask_smorest
 import marshmallow as ma
-from flask import request
+from flask import g, request
 
 from . import auth, errors
 
@@ -91,7 +91,17 @@ def paginate(query, pagination_parameters):
     return query.skip(first).limit(size)
 
 
+def private_answers(response):
+    """`after_request`: what a signed-in caller gets is theirs, kept by no cache even without nginx."""
+    if response.mimetype == "application/json":
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.headers.get("Authorization") or g.get("user") is not None:
+            response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def init_app(app) -> Api:
+    app.after_request(private_answers)
     api = Api(app, spec_kwargs={
         "info": {"description": API_DESCRIPTION},
         "servers": [{"url": "/"}],
