@@ -143,3 +143,50 @@ def test_signed_in_json_answers_are_never_cached_nor_sniffed(client, login, peop
         assert response.headers["Cache-Control"] == "no-store", response.headers
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert client.get("/openapi.json").headers["X-Content-Type-Options"] == "nosniff"
+
+
+# --- 6. hidden characters: refused in text fields, stripped from calendars ------------------------
+
+HIDDEN_SAMPLES = ["\x00", "\x0b", "\u0085", "\u2028", "\u2029", "\u202e", "\u2066", "\u200b", "\ufeff", "\x1b"]
+
+
+@pytest.mark.parametrize("char", HIDDEN_SAMPLES, ids=[f"U+{ord(c):04X}" for c in HIDDEN_SAMPLES])
+def test_text_fields_refuse_hidden_and_direction_characters(char, client, login, people, district, schedule):
+    from tests.test_issues import SHED
+
+    resident, member = login(people["resident"]), login(people["member"])
+    body = {**SHED, "studio_id": str(district["xingfu"].id)}
+    refused = client.post("/api/v1/issues", json={**body, "title": f"充电{char}车棚"}, headers=resident)
+    assert assert_error(refused, 422, "validation_failed")["errors"] == {"title": ["不能含有不可见字符、控制字符或文字方向控制符"]}
+    assert_error(client.patch("/api/v1/me", json={"display_name": f"张{char}三"}, headers=resident), 422, "validation_failed")
+    issue = client.post("/api/v1/issues", json=body, headers=resident).get_json()
+    comment = client.post(f"/api/v1/issues/{issue['id']}/actions", json={"action": "comment", "note": f"已{char}联系"},
+                          headers=member)
+    assert_error(comment, 422, "validation_failed")
+    topic = client.post(CONSULTATIONS, headers=member, json={
+        "studio_id": str(district["xingfu"].id), "topic": f"车辆{char}管理", "starts_at": "2099-01-01T10:00:00+08:00",
+        "ends_at": "2099-01-01T12:00:00+08:00", "location": "党群服务中心", "format": "in_person", "capacity": 30})
+    assert_error(topic, 422, "validation_failed")
+
+
+def test_emoji_and_ordinary_text_pass(client, login, people):
+    patched = client.patch("/api/v1/me", json={"display_name": "张三👨‍👩‍👧"}, headers=login(people["resident"]))
+    assert patched.status_code == 200 and patched.get_json()["display_name"] == "张三👨‍👩‍👧"
+
+
+def test_ics_strips_control_characters_stored_before(client, login, people, schedule, db):
+    import icalendar
+    from bson import ObjectId
+
+    session = schedule()
+    db.consultations.update_one({"_id": ObjectId(session["id"])}, {"$set": {  # as stored before the API refused them
+        "topic": "车辆\x00管理\x0b第二次\u202e", "location": "二楼\u0085东侧\u2028会议室\u2029",
+        "description": "议题\x1b一\x7f"}})
+    raw = client.get(f"{CONSULTATIONS}/{session['id']}.ics", headers=login(people["resident"])).get_data()
+    text = raw.decode("utf-8")
+    for char in ("\x00", "\x0b", "\x1b", "\x7f", "\u0085", "\u2028", "\u2029", "\u202e"):
+        assert char not in text, f"U+{ord(char):04X}"
+    event = icalendar.Calendar.from_ical(raw).walk("VEVENT")[0]
+    assert str(event["SUMMARY"]) == "民生议事堂：车辆管理\n第二次"
+    assert str(event["LOCATION"]) == "二楼\n东侧\n会议室\n"
+    assert str(event["DESCRIPTION"]).startswith("议题一")
