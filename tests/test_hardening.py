@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 
@@ -190,3 +191,41 @@ def test_ics_strips_control_characters_stored_before(client, login, people, sche
     assert str(event["SUMMARY"]) == "民生议事堂：车辆管理\n第二次"
     assert str(event["LOCATION"]) == "二楼\n东侧\n会议室\n"
     assert str(event["DESCRIPTION"]).startswith("议题一")
+
+
+# --- 5. wrong passwords for one account: growing waits, in every process ------------------------------
+
+def test_wrong_passwords_lock_the_account_with_growing_waits(client, people, db):
+    wrong = {"username": "admin1", "password": "not-the-password"}
+    for n in range(5):  # from many addresses: the per-address limit never sees more than one
+        response = client.post(PASSWORD, json=wrong, environ_base={"REMOTE_ADDR": f"10.0.0.{n}"})
+        assert_error(response, 401, "invalid_credentials")
+    assert db.login_failures.find_one({"_id": "admin1"})["failures"] == 5  # in the database every worker reads
+    locked = client.post(PASSWORD, json={"username": "admin1", "password": "admin-pass-1"})
+    assert_error(locked, 429, "login_locked")  # even the right password waits
+    assert 25 <= int(locked.headers["Retry-After"]) <= 30 and "管理员重置密码" in locked.get_json()["message"]
+
+    def wait_over():  # as if the wait had passed
+        db.login_failures.update_one({"_id": "admin1"}, {"$set": {"locked_until": dt.datetime(2000, 1, 1)}})
+
+    wait_over()
+    assert_error(client.post(PASSWORD, json=wrong), 401, "invalid_credentials")
+    assert 55 <= int(client.post(PASSWORD, json=wrong).headers["Retry-After"]) <= 60  # the wait doubled
+    wait_over()
+    assert client.post(PASSWORD, json={"username": "admin1", "password": "admin-pass-1"}).status_code == 200
+    assert db.login_failures.count_documents({}) == 0  # a right password starts the count again
+
+    # Unknown usernames count the same; another account is not affected.
+    for _ in range(5):
+        assert_error(client.post(PASSWORD, json={"username": "nobody", "password": "x" * 10}), 401, "invalid_credentials")
+    assert_error(client.post(PASSWORD, json={"username": "nobody", "password": "x" * 10}), 429, "login_locked")
+    assert client.post(PASSWORD, json={"username": "admin1", "password": "admin-pass-1"}).status_code == 200
+
+
+def test_an_admins_password_reset_lets_a_locked_out_member_back_in(client, people, login):
+    member = people["member"]
+    for _ in range(6):
+        client.post(PASSWORD, json={"username": member.username, "password": "wrong-pass-1"})
+    assert_error(client.post(PASSWORD, json={"username": member.username, "password": "secret-pass-1"}), 429, "login_locked")
+    client.patch(f"/api/v1/users/{member.id}", json={"password": "brand-new-pass"}, headers=login(people["admin"]))
+    assert client.post(PASSWORD, json={"username": member.username, "password": "brand-new-pass"}).status_code == 200

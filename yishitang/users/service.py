@@ -17,7 +17,7 @@ from ..errors import Conflict, DomainError, Forbidden, InvalidInput, Unauthorize
 from ..regions import service as regions
 from ..studios import service as studios
 from ..wechat import WeChatError, WeChatUnavailable
-from . import tokens
+from . import lockout, tokens
 from .models import User
 
 # A hash of a random password: checked when the username is unknown, so both paths take as long.
@@ -99,10 +99,13 @@ def _resident_for(openid: str, unionid: str | None) -> User:
 
 
 def password_login(username: str, password: str) -> dict:
+    lockout.refuse_if_locked(username)  # before the password: a locked account tells a guesser nothing
     user = User.objects(username=username).first()
     valid = check_password_hash(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
     if user is None or not user.password_hash or not valid:
+        lockout.record_failure(username)
         raise Unauthorized("用户名或密码错误", error="invalid_credentials")
+    lockout.clear(username)
     if not user.active:
         raise Unauthorized("账号已停用", error="account_disabled")
     return tokens.issue(user)
@@ -191,6 +194,8 @@ def update_user(user: User, actor: User, **changes) -> User:
     user.save()
     if disable or new_password:
         tokens.revoke_user(user.id)
+    if new_password and user.username:
+        lockout.clear(user.username)  # what a locked-out staff member asks an admin for
     return user
 
 
