@@ -14,7 +14,7 @@ import jwt
 import pytest
 import requests
 
-from yishitang.embedded import free_port
+from yishitang.devtools.embedded import free_port
 
 CLI = [sys.executable, "-m", "yishitang.cli"]
 

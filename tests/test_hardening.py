@@ -88,7 +88,7 @@ def limits(app, settings):
 
 
 def test_rejected_issues_do_not_use_up_the_quota(client, limits, login, people, district, db):
-    from tests.test_issues import SHED
+    from tests.factories import SHED
 
     limits(rate_limit_issues="2/3600")
     headers = login(people["resident"])
@@ -107,7 +107,7 @@ def test_rejected_issues_do_not_use_up_the_quota(client, limits, login, people, 
 def test_twenty_simultaneous_comments_all_land(app, client, login, people, district, db):
     import threading
 
-    from tests.test_issues import SHED
+    from tests.factories import SHED
 
     issue = client.post("/api/v1/issues", json={**SHED, "studio_id": str(district["xingfu"].id)},
                         headers=login(people["resident"])).get_json()
@@ -153,7 +153,7 @@ HIDDEN_SAMPLES = ["\x00", "\x0b", "\u0085", "\u2028", "\u2029", "\u202e", "\u206
 
 @pytest.mark.parametrize("char", HIDDEN_SAMPLES, ids=[f"U+{ord(c):04X}" for c in HIDDEN_SAMPLES])
 def test_text_fields_refuse_hidden_and_direction_characters(char, client, login, people, district, schedule):
-    from tests.test_issues import SHED
+    from tests.factories import SHED
 
     resident, member = login(people["resident"]), login(people["member"])
     body = {**SHED, "studio_id": str(district["xingfu"].id)}

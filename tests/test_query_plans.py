@@ -8,7 +8,6 @@ import datetime as dt
 
 from bson import ObjectId
 
-from tests.test_issues import SHED
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -39,7 +38,7 @@ def assert_indexed(collection, query, sort=None, hint=None):
 
 def test_hot_queries_use_indexes(app, db, people, district, client, login):
     from yishitang.issues import service as issues
-    from yishitang.loadgen import seed_load
+    from yishitang.devtools.loadgen import seed_load
 
     with app.app_context():
         seed_load(60, progress=False)

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.test_app import assert_error
-from tests.test_issues import SHED
+from tests.factories import SHED
 
 
 @pytest.fixture
