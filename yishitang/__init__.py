@@ -14,7 +14,8 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
 def create_app(settings: Settings | None = None) -> Flask:
     """config -> db -> api -> blueprints -> errors; the database is dialled lazily."""
-    from . import api, auth, db, errors, jsonbody, metrics
+    from . import api, auth, db, errors, jsonbody, metrics, personal_data
+    from .issues import access as issue_access
     from .users import tokens
     from .wechat import WeChatClient
 
@@ -28,9 +29,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     smorest = app.extensions["yishitang.api"] = api.init_app(app)
     errors.register(app)
     app.before_request(jsonbody.check_request_body)  # before any view parses a body
+    # Lower layers learn what they need from higher ones by registration, never by importing them.
     auth.set_user_loader(tokens.load_user)
+    issue_access.init_app()
+    personal_data.init_app()
     app.extensions["wechat"] = WeChatClient(settings)
     _register_blueprints(app, smorest)
+
     try:
         db.ensure_indexes()
     except errors.DATABASE_ERRORS as exc:

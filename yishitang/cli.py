@@ -35,7 +35,7 @@ def _database(settings: Settings):
     if settings.mongodb_uri:
         yield settings
         return
-    from .devtools.embedded import EmbeddedDatabase, EmbeddedDatabaseError
+    from .devtools import EmbeddedDatabase, EmbeddedDatabaseError
 
     path = settings.embedded_db_path
     click.echo(f"starting the embedded database (SecantusDB) in {path} ...", err=True)  # stdout: the output
@@ -108,7 +108,7 @@ def serve(host, port, with_scheduler, demo_issues):
     with contextlib.ExitStack() as stack:
         settings = stack.enter_context(_database(settings))
         if settings.demo and "WECHAT_API_BASE" not in os.environ:
-            from .devtools.fakewechat import FakeWeChat
+            from .devtools import FakeWeChat
 
             fake = FakeWeChat(appid=settings.wechat_appid or "wx-demo-appid",
                               secret=settings.wechat_secret or "wx-demo-secret", demo=True).start()
@@ -119,8 +119,7 @@ def serve(host, port, with_scheduler, demo_issues):
                                         wechat_secret=fake.secret, wechat_templates=templates)
         app = _app(settings)
         if settings.demo:
-            from .devtools.demo import DEMO_LOGINS, seed_demo
-            from .devtools.demo_issues import DEMO_ISSUES
+            from .devtools import DEMO_ISSUES, DEMO_LOGINS, seed_demo
 
             with app.app_context(), _reachable():
                 _refuse_foreign_data()
@@ -209,7 +208,7 @@ def scheduler(scale):
 
 def _seed_demo_issues(count: int) -> dict:
     """A year of demo issues when the database has none; says on stderr what it added and how fast."""
-    from .devtools.demo_issues import seed_demo_issues
+    from .devtools import seed_demo_issues
 
     if not count:
         return {"issues": 0, "neighbours": 0}
@@ -222,7 +221,7 @@ def _seed_demo_issues(count: int) -> dict:
 
 
 def _refuse_foreign_data() -> None:
-    from .devtools.demo import foreign_data
+    from .devtools import foreign_data
 
     found = foreign_data()
     if found:
@@ -237,7 +236,7 @@ def seed_demo_command(issue_count):
     """Load the demo district (idempotent: a second run adds nothing)."""
     settings = _settings()
     with _database(settings) as settings, _reachable():
-        from .devtools.demo import seed_demo
+        from .devtools import seed_demo
 
         app = _app(settings)
         with app.app_context():
@@ -260,7 +259,7 @@ def seed_load(count, districts, seed):
     """Add a realistic load: residents and issues in every state, with timelines and sessions."""
     settings = _settings()
     with _database(settings) as settings, _reachable():
-        from .devtools.loadgen import seed_load as load
+        from .devtools import seed_load as load
 
         app = _app(settings)
         with app.app_context():

@@ -13,12 +13,19 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
+from flask import current_app
+
 
 MIN_SECRET_BYTES = 32
 
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the process must not start."""
+
+
+def settings() -> "Settings":
+    """The running app's settings (`create_app` stores them; every feature reads them here)."""
+    return current_app.config["SETTINGS"]
 
 
 def _env_bool(value: str) -> bool:
