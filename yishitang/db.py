@@ -14,6 +14,7 @@ from bson.errors import InvalidId
 from mongoengine.connection import get_db
 from pymongo.uri_parser import parse_uri
 
+from . import failpoints
 from .errors import NotFound
 
 ALIAS = "default"
@@ -88,6 +89,7 @@ def run_in_transaction(write):
     with client().start_session() as session:
         for attempt in itertools.count():
             if attempt:
+                failpoints.reach("transaction.retry")  # tests see a guarded write meet another
                 time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))  # conflicting writers spread out
             session.start_transaction()
             try:

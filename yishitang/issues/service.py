@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from pymongo import ReturnDocument
 
-from .. import db
+from .. import db, failpoints
 from ..auth import has_role
 from ..db import Row, iso, object_id, utcnow
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
@@ -314,6 +314,7 @@ def transition(issue: Issue, action: str, user, *, note=None, expected_version=N
         changes["on_board"] = _on_board(to_status, changes.get("moderation", issue.moderation),
                                         changes.get("duplicate_of", issue.duplicate_of))
         increments = {"version": 1, **changes.pop("$inc", {})}
+        failpoints.reach("issue.decided")  # tests hold one action here while another applies
         updated = db.update_and_get(
             Issue._get_collection(), {"_id": issue.id, "version": issue.version, "status": issue.status},
             {"$set": changes, "$inc": increments, "$push": {"timeline": entry}}, {"_id": issue.id}, session=session)
