@@ -1,7 +1,14 @@
 """Rate limits, shared across processes through the database: 429 with Retry-After."""
 
-import pytest
+import os
+from contextlib import ExitStack
 
+import pymongo
+import pytest
+import requests
+
+from tests.conftest import APPID, APPSECRET
+from tests.processes import serving
 from tests.test_app import assert_error
 from tests.test_issues import SHED
 
@@ -91,3 +98,33 @@ def test_bad_limit_settings_are_refused():
 
     with pytest.raises(ConfigError, match="RATE_LIMIT_ISSUES"):
         Settings.from_env(env={"YISHITANG_TESTING": "1", "RATE_LIMIT_ISSUES": "ten per hour"})
+
+
+# --- shared by every process ------------------------------------------------------------------------
+
+@pytest.fixture
+def two_servers(mongo_uri, worker_id, fake_wechat, tmp_path):
+    """Two `yishitang serve` processes on one database, as two API containers behind nginx."""
+    env = {**os.environ, "MONGODB_URI": mongo_uri, "MONGODB_DB": f"yishitang_shared_limits_{worker_id}",
+           "YISHITANG_TESTING": "1", "YISHITANG_DEMO": "", "LOG_LEVEL": "ERROR", "WECHAT_API_BASE": fake_wechat.url,
+           "WECHAT_APPID": APPID, "WECHAT_SECRET": APPSECRET,
+           "RATE_LIMIT_LOGIN": f"{LOGINS}/{10**9}"}  # one window for the whole test: no boundary to cross
+    pymongo.MongoClient(mongo_uri).drop_database(env["MONGODB_DB"])
+    with ExitStack() as stack:
+        yield [stack.enter_context(serving(env, tmp_path / f"serve-{n}.log")) for n in range(2)]
+    pymongo.MongoClient(mongo_uri).drop_database(env["MONGODB_DB"])
+
+
+LOGINS = 4
+
+
+def test_a_limit_is_shared_by_every_process(two_servers):
+    first, second = two_servers
+    wrong = {"username": "nobody", "password": "wrong-password-1"}
+    answers = [requests.post(f"{base}/api/v1/auth/password-login", json=wrong, timeout=30)
+               for base in [first, second] * (LOGINS // 2)]
+    assert [a.status_code for a in answers] == [401] * LOGINS  # counted, whichever process answered
+    for base in (first, second):  # each process alone has seen only half of them: a per-process count would let these in
+        refused = requests.post(f"{base}/api/v1/auth/password-login", json=wrong, timeout=30)
+        assert refused.status_code == 429 and refused.json()["error"] == "rate_limited", refused.text
+        assert int(refused.headers["Retry-After"]) >= 1
