@@ -8,6 +8,7 @@ scrape after their requests with the one before.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import runpy
@@ -109,9 +110,9 @@ def test_openmetrics_when_asked(client):
     assert response.get_data(as_text=True).endswith("# EOF\n")
 
 
-def test_recording_costs_far_less_than_a_tenth_of_a_millisecond(app, monkeypatch):
-    """The two hooks every request runs, timed on their own (CPU time, so a busy machine is fair),
-    on metrics of their own so that the counts of the other tests stay as they are."""
+def test_the_request_hooks_count_every_request_under_its_route(app, monkeypatch):
+    """The two hooks every request runs, on metrics of their own so that the other tests' counts stay
+    as they are. What they cost per request is measured by `make bench` (tests/benchmarks/run.py)."""
     from flask import Response
     from prometheus_client import Counter, Histogram
 
@@ -123,16 +124,11 @@ def test_recording_costs_far_less_than_a_tenth_of_a_millisecond(app, monkeypatch
     monkeypatch.setattr(metrics, "_latencies", {})
     response = Response(status=200)
     with app.test_request_context(f"/api/v1/issues/{ObjectId()}"):
-        best = float("inf")
-        for _ in range(5):
-            started = time.process_time()
-            for _ in range(2000):
-                metrics._start_timer()
-                metrics._record(response)
-            best = min(best, (time.process_time() - started) / 2000)
-    assert metrics.REQUESTS.labels("GET", "/api/v1/issues/<issue_id>", "200")._value.get() == 10000
-    assert best < 50e-6, f"{best * 1e6:.1f} µs per request"
-    print(f"metrics hooks: {best * 1e6:.1f} µs CPU per request")
+        for _ in range(1000):
+            metrics._start_timer()
+            metrics._record(response)
+    assert metrics.REQUESTS.labels("GET", "/api/v1/issues/<issue_id>", "200")._value.get() == 1000
+    assert metrics.LATENCY.labels("GET", "/api/v1/issues/<issue_id>")._sum.get() > 0
 
 
 # --- domain gauges -----------------------------------------------------------------------------------
@@ -197,7 +193,7 @@ def test_domain_gauge_queries_run_on_indexes(app, db):
         assert_indexed(db.issues, {"status": status, "due_at": {"$lt": now}})
 
 
-def test_a_database_outage_still_answers_with_the_request_metrics(settings):
+def test_a_database_outage_still_answers_with_the_request_metrics(settings, caplog):
     from yishitang import create_app, db
     from yishitang.embedded import free_port
 
@@ -205,11 +201,13 @@ def test_a_database_outage_still_answers_with_the_request_metrics(settings):
     try:
         client = app.test_client()
         client.get("/healthz")
-        started = time.monotonic()
-        samples = scrape(client)
-        assert time.monotonic() - started < 5  # one timeout, not one per gauge
+        with caplog.at_level(logging.DEBUG, logger="pymongo.serverSelection"):
+            samples = scrape(client)
     finally:
         db.connect(settings)
+    # one server selection timed out, not one per gauge: the scrape gives up at the first
+    failed = [r for r in caplog.records if r.name == "pymongo.serverSelection" and "Server selection failed" in r.getMessage()]
+    assert len(failed) == 1, [r.getMessage()[:200] for r in failed]
     assert value(samples, "yishitang_database_up") == 0
     assert value(samples, REQUESTS, method="GET", route="/healthz", status="200") >= 1
     assert not any(name.startswith("yishitang_issues") for name, _labels in samples)
