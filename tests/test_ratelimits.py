@@ -128,3 +128,44 @@ def test_a_limit_is_shared_by_every_process(two_servers):
         refused = requests.post(f"{base}/api/v1/auth/password-login", json=wrong, timeout=30)
         assert refused.status_code == 429 and refused.json()["error"] == "rate_limited", refused.text
         assert int(refused.headers["Retry-After"]) >= 1
+
+
+# --- the counter itself, at chosen times -------------------------------------------------------------
+
+def test_windows_are_fixed_counted_apart_and_say_when_they_end(app, db):
+    import datetime as dt
+
+    from yishitang.errors import RateLimited
+    from yishitang.ratelimit import Rule, hit
+
+    rule = Rule.parse("probe", "2/60", "ip")
+    start = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.timezone.utc)  # a window starts on the minute
+    at = [start + dt.timedelta(seconds=s) for s in (0, 30, 50, 59.5, 60)]
+    with app.app_context():
+        hit(rule, "10.0.0.1", at[0])
+        hit(rule, "10.0.0.1", at[1])
+        hit(rule, "10.0.0.2", at[1])  # another caller, its own count
+        with pytest.raises(RateLimited) as early:
+            hit(rule, "10.0.0.1", at[2])
+        with pytest.raises(RateLimited) as late:
+            hit(rule, "10.0.0.1", at[3])
+        hit(rule, "10.0.0.1", at[4])  # the next window counts from one
+    assert early.value.headers["Retry-After"] == "10" and late.value.headers["Retry-After"] == "1"
+    window = int(start.timestamp())
+    counter = db.rate_limits.find_one({"_id": f"probe:10.0.0.1:{window}"})
+    # kept a minute past the window's end, then the TTL monitor takes it
+    assert counter["count"] == 4 and counter["expires_at"].replace(tzinfo=dt.timezone.utc) == at[4] + dt.timedelta(seconds=60)
+    assert db.rate_limits.find_one({"_id": f"probe:10.0.0.1:{window + 60}"})["count"] == 1
+
+
+def test_each_rule_counts_apart_for_one_caller(client, limits, login, people, district):
+    limits(rate_limit_issues="2/3600", rate_limit_supports="2/3600")
+    body = {**SHED, "studio_id": str(district["xingfu"].id)}
+    neighbour = login(people["neighbour"])
+    for _ in range(2):
+        assert client.post("/api/v1/issues", json=body, headers=neighbour).status_code == 201
+    issue = client.post("/api/v1/issues", json=body, headers=login(people["resident"])).get_json()
+    url = f"/api/v1/issues/{issue['id']}/supports"
+    assert client.post(url, headers=neighbour).status_code == 200  # raising issues spent none of it
+    assert client.delete(url, headers=neighbour).status_code == 200
+    assert_error(client.post(url, headers=neighbour), 429, "rate_limited")
