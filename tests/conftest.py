@@ -10,8 +10,8 @@ import os
 import pytest
 
 from yishitang.config import Settings
-from yishitang.embedded import EmbeddedDatabase
-from yishitang.fakewechat import FakeWeChat
+from yishitang.devtools.embedded import EmbeddedDatabase
+from yishitang.devtools.fakewechat import FakeWeChat
 
 APPID, APPSECRET = "wx-test-appid", "wx-test-secret"
 TEMPLATES = {

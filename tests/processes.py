@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import requests
 
-from yishitang.embedded import free_port
+from yishitang.devtools.embedded import free_port
 
 CLI = [sys.executable, "-m", "yishitang.cli"]
 START_S = 60  # a generous bound: only a server that never comes up takes this long

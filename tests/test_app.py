@@ -91,7 +91,7 @@ def test_create_app_refuses_to_start_without_a_database_uri():
 def unreachable_app(settings):
     """An app whose database does not answer; the shared connection is restored afterwards."""
     from yishitang import create_app, db
-    from yishitang.embedded import free_port
+    from yishitang.devtools.embedded import free_port
 
     app = create_app(settings.replace(mongodb_uri=f"mongodb://127.0.0.1:{free_port()}/", mongodb_timeout_ms=300))
     yield app

@@ -277,6 +277,7 @@ def build(request, app, client, db, fake_wechat) -> dict:
     district = request.getfixturevalue("district")
     people = request.getfixturevalue("people")
     login = request.getfixturevalue("login")
+    make_issue = request.getfixturevalue("make_issue")
     resident, neighbour, member, other_member = (people[k] for k in ("resident", "neighbour", "member", "other_member"))
     fake_wechat.set_text_verdict(HELD, "review", 20001)
 
@@ -289,23 +290,18 @@ def build(request, app, client, db, fake_wechat) -> dict:
         return call("POST", "/api/v1/files", user, 201, content_type="multipart/form-data",
                     data={"file": (io.BytesIO(PNG), "photo.png")})["id"]
 
-    def raise_issue(user, studio, title, **extra):
-        body = {"title": title, "category": "community_facilities", "studio_id": str(district[studio].id),
-                "description": f"{title}，希望尽快处理，谢谢。", **extra}
-        return call("POST", "/api/v1/issues", user, 201, json=body)["id"]
-
     def act(user, issue_id, action, **extra):
         call("POST", f"/api/v1/issues/{issue_id}/actions", user, 200, json={"action": action, **extra})
 
     ids = {"file": photo(resident), "board_file": photo(resident), "loose": photo(resident)}
-    ids["issue"] = raise_issue(resident, "xingfu", PRIVATE_TITLE, attachments=[ids["file"]])
+    ids["issue"] = make_issue(resident, "xingfu", title=PRIVATE_TITLE, attachments=[ids["file"]])["id"]
     act(member, ids["issue"], "accept")
-    ids["far"] = raise_issue(neighbour, "liushu", FAR_TITLE, contact_phone=NEIGHBOUR_PHONE)
+    ids["far"] = make_issue(neighbour, "liushu", title=FAR_TITLE, contact_phone=NEIGHBOUR_PHONE)["id"]
     act(other_member, ids["far"], "accept")
-    ids["resolved"] = raise_issue(resident, "xingfu", "小区路灯不亮")
+    ids["resolved"] = make_issue(resident, "xingfu", title="小区路灯不亮")["id"]
     act(member, ids["resolved"], "accept")
     act(member, ids["resolved"], "resolve", note="已更换灯泡")
-    ids["board"] = raise_issue(resident, "xingfu", "楼道扶手松动", attachments=[ids["board_file"]])
+    ids["board"] = make_issue(resident, "xingfu", title="楼道扶手松动", attachments=[ids["board_file"]])["id"]
     act(member, ids["board"], "accept")
     act(member, ids["board"], "resolve", note="已加固扶手")
     call("POST", f"/api/v1/issues/{ids['board']}/feedback", resident, 200,

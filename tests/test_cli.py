@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from yishitang.embedded import free_port
+from yishitang.devtools.embedded import free_port
 
 CLI = [sys.executable, "-m", "yishitang.cli"]
 

@@ -34,25 +34,14 @@ def utcnow():
 
 
 @pytest.fixture
-def raise_issue(client, login, district):
-    def make(user, title, description, studio="xingfu"):
-        body = {**SCHOOL, "title": title, "description": description, "studio_id": str(district[studio].id)}
-        response = client.post(ISSUES, json=body, headers=login(user))
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()
-
-    return make
-
-
-@pytest.fixture
-def accepted_issue(client, login, people, raise_issue):
+def accepted_issue(client, login, people, make_issue):
     """An issue raised by a resident and accepted by the studio's member, through HTTP."""
     titles = iter(range(1, 100))
 
     def make(reporter=None, title=None, description=None, studio="xingfu", member=None):
         n = next(titles)
-        issue = raise_issue(reporter or people["resident"], title or f"学校周边交通问题{n}",
-                            description or f"学校周边第 {n} 个交通问题，需要协调解决。", studio)
+        issue = make_issue(reporter or people["resident"], studio, **SCHOOL, title=title or f"学校周边交通问题{n}",
+                           description=description or f"学校周边第 {n} 个交通问题，需要协调解决。")
         response = client.post(f"{ISSUES}/{issue['id']}/actions", json={"action": "accept", "note": "已受理"},
                                headers=login(member or people["member"]))
         assert response.status_code == 200, response.get_json()
@@ -113,13 +102,13 @@ def issue_doc(db, issue):
 
 # --- the story ---------------------------------------------------------------------------------
 
-def test_school_traffic_story(client, login, people, make_user, raise_issue, open_now, db):
+def test_school_traffic_story(client, login, people, make_user, make_issue, open_now, db):
     """Three issues about traffic around a school, one session, two resolved, one to the traffic police."""
     member = people["member"]
     parent = make_user("resident", home_region_code="211104001001", display_name="王家长")
     police = make_user("resident", display_name="交警大队代表")
     reporters = [people["resident"], people["neighbour"], parent]
-    raised = [raise_issue(reporter, title, text) for reporter, (title, text) in zip(reporters, SCHOOL_ISSUES)]
+    raised = [make_issue(reporter, **SCHOOL, title=title, description=text) for reporter, (title, text) in zip(reporters, SCHOOL_ISSUES)]
     for issue in raised:
         accepted = client.post(f"{ISSUES}/{issue['id']}/actions", json={"action": "accept", "note": "已受理"},
                                headers=login(member))
@@ -458,9 +447,10 @@ def test_wrong_roles_and_scopes(client, login, people, district, schedule):
 
 
 def test_an_issue_that_cannot_be_scheduled_stops_everything(client, login, people, district, accepted_issue,
-                                                             raise_issue, db):
+                                                             make_issue, db):
     ready = accepted_issue()
-    fresh = raise_issue(people["neighbour"], "学校门口缺少减速带", "学校门口车速太快，希望设置减速带和警示标志。")
+    fresh = make_issue(people["neighbour"], **SCHOOL, title="学校门口缺少减速带",
+                       description="学校门口车速太快，希望设置减速带和警示标志。")
     elsewhere = accepted_issue(title="柳树村村口路灯", studio="liushu", member=people["other_member"])
     body = {**_body(district), "starts_at": at(30), "ends_at": at(31)}
     refused = assert_error(client.post(URL, json={**body, "issue_ids": [ready["id"], fresh["id"]]},

@@ -227,9 +227,10 @@ def screenshot(path: Path, phone_path: Path | None = None) -> None:
     from yishitang import create_app
     from yishitang.config import Settings
     from yishitang.db import utcnow
-    from yishitang.demo import COORDINATOR_PASSWORD, DISTRICT_CODE, seed_demo
-    from yishitang.embedded import EmbeddedDatabase
-    from yishitang.stats import demo, jobs
+    from yishitang.devtools.demo import COORDINATOR_PASSWORD, DISTRICT_CODE, seed_demo
+    from yishitang.devtools.embedded import EmbeddedDatabase
+    from yishitang.devtools import histories as demo
+    from yishitang.stats import jobs
 
     database = EmbeddedDatabase(":memory:").start()
     try:

@@ -18,9 +18,9 @@ import pymongo
 import pytest
 import requests
 
-from yishitang.demo import (COORDINATOR_PASSWORD, DISTRICT_CODE, MEMBER_PASSWORD, NEIGHBOURS_PER_STUDIO,
-                            RESIDENT_COUNT, seed_demo, seed_demo_issues)
-from yishitang.embedded import free_port
+from yishitang.devtools.demo import COORDINATOR_PASSWORD, DISTRICT_CODE, MEMBER_PASSWORD, RESIDENT_COUNT, seed_demo
+from yishitang.devtools.demo_issues import NEIGHBOURS_PER_STUDIO, seed_demo_issues
+from yishitang.devtools.embedded import free_port
 
 COUNT = 300  # the tests' year: smaller than the demo's, the same code
 ADDED = COUNT + COUNT // 60 + RESIDENT_COUNT * 4 + 4  # duplicates, the residents' and member001's stories

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from yishitang.demo import DEMO_LOGINS, DISTRICT_CODE, seed_demo
+from yishitang.devtools.demo import DEMO_LOGINS, DISTRICT_CODE, seed_demo
 from yishitang.users.models import COMMITTEES
 
 CHINESE_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$")

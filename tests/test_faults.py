@@ -23,7 +23,7 @@ from tests.conftest import APPID, APPSECRET
 from tests.processes import serving
 from tests.test_app import assert_error
 from tests.test_files import PNG
-from yishitang.embedded import EmbeddedDatabase
+from yishitang.devtools.embedded import EmbeddedDatabase
 
 CLI = [sys.executable, "-m", "yishitang.cli"]
 UTC = dt.timezone.utc
@@ -301,16 +301,13 @@ def here(failpoint, request, fake_wechat):
             self.client = request.getfixturevalue("client")
             self.db = request.getfixturevalue("db")
             self.point = failpoint
+            self.make_issue = request.getfixturevalue("make_issue")
 
         def call(self, method, url, user, expect=None, **kwargs):
             response = self.client.open(url, method=method, headers=self.login(user), **kwargs)
             if expect is not None:
                 assert response.status_code == expect, (method, url, response.get_json())
             return response
-
-        def raise_issue(self, user, title="小区门口路灯不亮", studio="xingfu", **extra):
-            body = {**ISSUE, "title": title, "studio_id": str(self.district[studio].id), **extra}
-            return self.call("POST", "/api/v1/issues", user, 201, json=body).get_json()
 
         def photo(self, user):
             return self.call("POST", "/api/v1/files", user, 201, content_type="multipart/form-data",
@@ -322,7 +319,7 @@ def here(failpoint, request, fake_wechat):
 def raise_with_photos(here):
     """POST /issues with two photos: the issue is inserted, then the photos are attached to it (update)."""
     resident = here.people["resident"]
-    here.raise_issue(resident, "先提一个议题")  # also caches WeChat's token, so the request writes nothing else
+    here.make_issue(resident, title="先提一个议题")  # also caches WeChat's token, so the request writes nothing else
     photos = [here.photo(resident), here.photo(resident)]
     body = {**ISSUE, "studio_id": str(here.district["xingfu"].id), "attachments": photos}
     headers = {**here.login(resident), "Idempotency-Key": "raise-with-photos"}
@@ -359,7 +356,7 @@ def raise_with_photos(here):
 
 def support(here):
     """POST /issues/<id>/supports: the support is upserted, then the issue's counter incremented."""
-    issue = here.raise_issue(here.people["neighbour"], "邻居的议题")
+    issue = here.make_issue(here.people["neighbour"], title="邻居的议题")
 
     def send():
         return here.call("POST", f"/api/v1/issues/{issue['id']}/supports", here.people["resident"])
@@ -378,7 +375,7 @@ def schedule(here):
     """POST /consultations with two accepted issues: the session is inserted, then each issue moves."""
     ids = []
     for n in (1, 2):
-        issue = here.raise_issue(here.people["resident"], f"待协商议题{n}")
+        issue = here.make_issue(here.people["resident"], title=f"待协商议题{n}")
         here.call("POST", f"/api/v1/issues/{issue['id']}/actions", here.people["member"], 200, json={"action": "accept"})
         ids.append(issue["id"])
     start = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(days=2)
@@ -410,7 +407,7 @@ def schedule(here):
 def delete_account(here):
     """DELETE /me: the account is erased, then the issues anonymised, then the inbox deleted."""
     resident = here.people["resident"]
-    issue = here.raise_issue(resident, "注销前提的议题")
+    issue = here.make_issue(resident, title="注销前提的议题")
     here.call("POST", f"/api/v1/issues/{issue['id']}/actions", here.people["member"], 200, json={"action": "accept"})
 
     def send():

@@ -7,25 +7,11 @@ import threading
 
 import pytest
 
+from tests.factories import ISSUES, SHED
 from tests.interleave import race
 from tests.test_app import assert_error
 from yishitang.issues import workflow
 
-ISSUES = "/api/v1/issues"
-SHED = {"title": "老旧小区充电车棚", "category": "community_facilities",
-        "description": "幸福小区 3 号楼前电动车无处充电，居民飞线充电有火灾隐患，希望建一个充电车棚。",
-        "address": "幸福小区 3 号楼", "location": {"lng": 123.401, "lat": 41.801}}
-
-
-@pytest.fixture
-def raise_issue(client, login, district):
-    def make(user, studio="xingfu", expect=201, **overrides):
-        body = {**SHED, "studio_id": str(district[studio].id), **overrides}
-        response = client.post(ISSUES, json=body, headers=login(user))
-        assert response.status_code == expect, response.get_json()
-        return response.get_json()
-
-    return make
 
 
 @pytest.fixture
@@ -51,10 +37,10 @@ def steps(issue):
 
 # --- whole stories -------------------------------------------------------------------------------
 
-def test_charging_shed_raised_supported_escalated_resolved_rated_and_closed(client, login, people, raise_issue, act):
+def test_charging_shed_raised_supported_escalated_resolved_rated_and_closed(client, login, people, make_issue, act):
     resident, neighbour, member = people["resident"], people["neighbour"], people["member"]
     coordinator = people["coordinator"]
-    issue = raise_issue(resident, anonymous=True)
+    issue = make_issue(resident, anonymous=True)
     assert issue["number"].startswith("DW-") and issue["status"] == "submitted" and issue["level"] == "grassroots"
     assert issue["contact_phone"] == "13812345678"  # the account's phone, seen by the reporter
 
@@ -100,8 +86,8 @@ def test_charging_shed_raised_supported_escalated_resolved_rated_and_closed(clie
     assert public["supporters_count"] == 1
 
 
-def test_rejected_issue_needs_a_reason_and_leaves_the_board(client, login, people, raise_issue, act, district):
-    issue = raise_issue(people["resident"])
+def test_rejected_issue_needs_a_reason_and_leaves_the_board(client, login, people, make_issue, act, district):
+    issue = make_issue(people["resident"])
     body = act(people["member"], issue, "reject", expect=422)
     assert "note" in body["errors"]
     issue = act(people["member"], issue, "reject", note="属物业合同纠纷，请通过法律途径解决")
@@ -114,8 +100,8 @@ def test_rejected_issue_needs_a_reason_and_leaves_the_board(client, login, peopl
     assert act(people["member"], issue, "accept", expect=409)["error"] == "invalid_transition"
 
 
-def test_reopened_when_unsatisfied_then_closed(client, login, people, raise_issue, act):
-    issue = raise_issue(people["resident"])
+def test_reopened_when_unsatisfied_then_closed(client, login, people, make_issue, act):
+    issue = make_issue(people["resident"])
     act(people["member"], issue, "accept")
     act(people["member"], issue, "resolve", note="已联系供电公司")
     reopened = client.post(f"{ISSUES}/{issue['id']}/feedback", json={"rating": "unsatisfied", "comment": "还没装好"},
@@ -128,8 +114,8 @@ def test_reopened_when_unsatisfied_then_closed(client, login, people, raise_issu
     assert [e["action"] for e in closed["timeline"]].count("feedback") == 2
 
 
-def test_withdrawn_by_the_reporter_only(client, login, people, raise_issue, act):
-    issue = raise_issue(people["resident"])
+def test_withdrawn_by_the_reporter_only(client, login, people, make_issue, act):
+    issue = make_issue(people["resident"])
     act(people["member"], issue, "accept")
     assert act(people["neighbour"], issue, "withdraw", expect=403)["error"] == "action_forbidden"
     assert act(people["member"], issue, "withdraw", expect=403)["error"] == "action_forbidden"
@@ -138,8 +124,8 @@ def test_withdrawn_by_the_reporter_only(client, login, people, raise_issue, act)
     assert act(people["resident"], issue, "withdraw", expect=409)["error"] == "invalid_transition"
 
 
-def test_escalation_climbs_the_tiers_and_the_staff_change(client, login, people, raise_issue, act):
-    issue = raise_issue(people["resident"])
+def test_escalation_climbs_the_tiers_and_the_staff_change(client, login, people, make_issue, act):
+    issue = make_issue(people["resident"])
     act(people["coordinator"], issue, "escalate", expect=200)  # a township coordinator may act at grassroots
     act(people["member"], issue, "accept", expect=403)  # township level now: members hand over
     act(people["other_coordinator"], issue, "accept", expect=403)  # another township
@@ -156,8 +142,9 @@ def test_escalation_climbs_the_tiers_and_the_staff_change(client, login, people,
 # --- the table: every forbidden transition, every wrong role ---------------------------------------
 
 @pytest.fixture
-def issue_in(app, people, district):
-    """An issue put into a given state through the service (the stories above go through HTTP)."""
+def issue_in(app, people, make_issue):
+    """An issue raised (make_issue), then put into a given state through the service (the stories above
+    go through HTTP)."""
     from yishitang.issues import service
     from yishitang.issues.models import Issue
 
@@ -169,8 +156,9 @@ def issue_in(app, people, district):
     }
 
     def make(status):
+        raised = make_issue(people["resident"])
         with app.test_request_context():
-            issue = service.create(people["resident"], **{**SHED, "studio_id": str(district["xingfu"].id)})
+            issue = service.load(raised["id"])
             for action in paths[status]:
                 system = action in ("schedule", "consult")  # consultation sessions do these
                 actor = people["resident"] if action in ("withdraw", "rate_satisfied") else people["member"]
@@ -215,7 +203,7 @@ def test_issue_routes_need_a_token(client, issue_in):
         assert client.open(url, method=method, json={}).status_code == 401, (method, url)
 
 
-def test_only_residents_raise_issues(client, login, people, district):
+def test_only_residents_make_issues(client, login, people, district):
     for role in ("member", "coordinator", "admin"):
         response = client.post(ISSUES, json={**SHED, "studio_id": str(district["xingfu"].id)}, headers=login(people[role]))
         assert_error(response, 403, "role_forbidden")
@@ -287,8 +275,8 @@ def test_simultaneous_actions_each_apply_on_the_state_they_saw(app, issue_in, pe
     assert stored["version"] == len(timeline)
 
 
-def test_if_match(client, login, people, raise_issue):
-    issue = raise_issue(people["resident"])
+def test_if_match(client, login, people, make_issue):
+    issue = make_issue(people["resident"])
     url = f"{ISSUES}/{issue['id']}"
     etag = client.get(url, headers=login(people["member"])).headers["ETag"]
     assert etag == '"1"'
@@ -329,8 +317,8 @@ def test_a_retried_submit_creates_one_issue(app, client, login, people, district
     assert other.status_code == 201 and other.get_json()["id"] != first.get_json()["id"]
 
 
-def test_a_retried_action_applies_once(client, login, people, raise_issue, db):
-    issue = raise_issue(people["resident"])
+def test_a_retried_action_applies_once(client, login, people, make_issue, db):
+    issue = make_issue(people["resident"])
     headers = {**login(people["member"]), "Idempotency-Key": "act-1"}
     for _ in range(3):
         response = client.post(f"{ISSUES}/{issue['id']}/actions", json={"action": "comment", "note": "收到"}, headers=headers)
@@ -355,9 +343,9 @@ def test_risky_text_is_refused_and_nothing_is_stored(client, login, people, dist
     assert db.issues.count_documents({}) == 0
 
 
-def test_text_for_review_stays_off_the_board_until_a_member_approves(client, login, people, raise_issue, act, fake_wechat, district):
+def test_text_for_review_stays_off_the_board_until_a_member_approves(client, login, people, make_issue, act, fake_wechat, district):
     fake_wechat.set_text_verdict("车棚", "review", 21000)
-    issue = raise_issue(people["resident"])
+    issue = make_issue(people["resident"])
     assert issue["moderation"] == "review"
     board = {"board": 1, "studio": str(district["xingfu"].id)}
     assert client.get(ISSUES, query_string=board, headers=login(people["neighbour"])).get_json() == []
@@ -368,13 +356,13 @@ def test_text_for_review_stays_off_the_board_until_a_member_approves(client, log
     assert act(people["member"], issue, "approve", expect=409)["error"] == "not_held_for_review"
 
 
-def test_wechat_check_outage_holds_the_issue_for_review(client, login, people, raise_issue, fake_wechat):
+def test_wechat_check_outage_holds_the_issue_for_review(client, login, people, make_issue, fake_wechat):
     fake_wechat.fail_next("/wxa/msg_sec_check", -1, times=3)
-    assert raise_issue(people["resident"])["moderation"] == "review"
+    assert make_issue(people["resident"])["moderation"] == "review"
 
 
-def test_who_sees_the_phone_and_the_name(client, login, people, raise_issue, act):
-    issue = raise_issue(people["resident"], contact_phone="13611112222")
+def test_who_sees_the_phone_and_the_name(client, login, people, make_issue, act):
+    issue = make_issue(people["resident"], contact_phone="13611112222")
     assert get(client, login, people["resident"], issue)["contact_phone"] == "13611112222"
     assert get(client, login, people["member"], issue)["contact_phone"] == "13611112222"
     assert get(client, login, people["coordinator"], issue)["contact_phone"] == "13611112222"
@@ -393,9 +381,9 @@ def test_who_sees_the_phone_and_the_name(client, login, people, raise_issue, act
 
 # --- lists, filters, search, similar -----------------------------------------------------------------
 
-def test_lists_are_scoped_by_role(client, login, people, raise_issue):
-    mine = raise_issue(people["resident"])
-    theirs = raise_issue(people["neighbour"], studio="liushu", title="柳树村路灯不亮", category="safety",
+def test_lists_are_scoped_by_role(client, login, people, make_issue):
+    mine = make_issue(people["resident"])
+    theirs = make_issue(people["neighbour"], studio="liushu", title="柳树村路灯不亮", category="safety",
                          description="村东头的路灯坏了三个月，晚上出行很不安全。")
 
     def ids(user, **query):
@@ -419,9 +407,9 @@ def test_lists_are_scoped_by_role(client, login, people, raise_issue):
     assert_error(client.get(ISSUES, query_string={"status": "lost"}, headers=login(people["resident"])), 422, "validation_failed")
 
 
-def test_overdue_and_supervised_filters(client, login, people, raise_issue, act, db):
-    late = raise_issue(people["resident"])
-    raise_issue(people["resident"], title="小区门口垃圾清运不及时")
+def test_overdue_and_supervised_filters(client, login, people, make_issue, act, db):
+    late = make_issue(people["resident"])
+    make_issue(people["resident"], title="小区门口垃圾清运不及时")
     db.issues.update_one({"number": late["number"]}, {"$set": {"due_at": dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)}})
     act(people["coordinator"], late, "supervise")
     headers = login(people["coordinator"])
@@ -431,9 +419,9 @@ def test_overdue_and_supervised_filters(client, login, people, raise_issue, act,
     assert [i["id"] for i in client.get(ISSUES, query_string={"supervised": 1}, headers=headers).get_json()] == [late["id"]]
 
 
-def test_chinese_text_search(client, login, people, raise_issue):
-    shed = raise_issue(people["resident"])
-    lights = raise_issue(people["resident"], title="路灯不亮", description="和平街的路灯坏了很久，晚上很黑。")
+def test_chinese_text_search(client, login, people, make_issue):
+    shed = make_issue(people["resident"])
+    lights = make_issue(people["resident"], title="路灯不亮", description="和平街的路灯坏了很久，晚上很黑。")
     headers = login(people["member"])
 
     def found(q):
@@ -448,10 +436,10 @@ def test_chinese_text_search(client, login, people, raise_issue):
     assert found(shed["number"]) == [shed["id"]]
 
 
-def test_every_list_query_uses_an_index(app, people, raise_issue, district):
+def test_every_list_query_uses_an_index(app, people, make_issue, district):
     from yishitang.issues import service
 
-    raise_issue(people["resident"])
+    make_issue(people["resident"])
     queries = [
         dict(user=people["resident"]),
         dict(user=people["resident"], board=True, studio=str(district["xingfu"].id)),
@@ -466,8 +454,8 @@ def test_every_list_query_uses_an_index(app, people, raise_issue, district):
         assert "COLLSCAN" not in str(plan), (query, plan)
 
 
-def test_similar_issues_and_marking_a_duplicate(client, login, people, raise_issue, act, district):
-    original = raise_issue(people["resident"])
+def test_similar_issues_and_marking_a_duplicate(client, login, people, make_issue, act, district):
+    original = make_issue(people["resident"])
     response = client.get(f"{ISSUES}/similar", query_string={"studio": str(district["xingfu"].id), "title": "电动车充电车棚"},
                           headers=login(people["neighbour"]))
     assert response.status_code == 200
@@ -478,10 +466,10 @@ def test_similar_issues_and_marking_a_duplicate(client, login, people, raise_iss
                            headers=login(people["neighbour"])).get_json()
     assert unrelated == []
 
-    copy = raise_issue(people["neighbour"], title="电动车充电车棚")
+    copy = make_issue(people["neighbour"], title="电动车充电车棚")
     closed = act(people["member"], copy, "duplicate", duplicate_of=original["id"], note="与 %s 重复" % original["number"])
     assert closed["status"] == "closed" and closed["duplicate_of"] == original["id"]
-    assert act(people["member"], raise_issue(people["neighbour"], title="又一个车棚问题"), "duplicate",
+    assert act(people["member"], make_issue(people["neighbour"], title="又一个车棚问题"), "duplicate",
                duplicate_of="000000000000000000000000", expect=422)["errors"]["duplicate_of"]
 
 
@@ -514,16 +502,16 @@ def test_unknown_issue_is_404(client, login, people, district):
                      404, "not_found")
 
 
-def test_numbers_are_sequential_per_year(people, raise_issue):
-    first, second = raise_issue(people["resident"]), raise_issue(people["neighbour"])
+def test_numbers_are_sequential_per_year(people, make_issue):
+    first, second = make_issue(people["resident"]), make_issue(people["neighbour"])
     year = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).year
     assert (first["number"], second["number"]) == (f"DW-{year}-000001", f"DW-{year}-000002")
 
 
 # --- supports and photos -----------------------------------------------------------------------------
 
-def test_support_rules(client, login, people, raise_issue, act):
-    issue = raise_issue(people["resident"])
+def test_support_rules(client, login, people, make_issue, act):
+    issue = make_issue(people["resident"])
     url = f"{ISSUES}/{issue['id']}/supports"
     assert_error(client.post(url, headers=login(people["resident"])), 409, "own_issue")
     assert_error(client.post(url, headers=login(people["member"])), 403, "role_forbidden")
@@ -535,8 +523,8 @@ def test_support_rules(client, login, people, raise_issue, act):
     assert_error(client.post(url, headers=login(people["neighbour"])), 404, "not_found")  # off the board now
 
 
-def test_supports_are_counted_once_under_concurrency(app, login, people, raise_issue, make_user, db):
-    issue = raise_issue(people["resident"])
+def test_supports_are_counted_once_under_concurrency(app, login, people, make_issue, make_user, db):
+    issue = make_issue(people["resident"])
     supporters = [make_user("resident") for _ in range(4)]
     barrier, codes = threading.Barrier(8), []
 
@@ -565,9 +553,9 @@ def upload(client, headers, name="shed.png"):
     return response.get_json()["id"]
 
 
-def test_photos_are_seen_by_the_reporter_and_staff_only(client, login, people, raise_issue, act):
+def test_photos_are_seen_by_the_reporter_and_staff_only(client, login, people, make_issue, act):
     photo = upload(client, login(people["resident"]))
-    issue = raise_issue(people["resident"], attachments=[photo])
+    issue = make_issue(people["resident"], attachments=[photo])
     assert issue["attachments"] == [photo]
     for user, status in (("resident", 200), ("member", 200), ("coordinator", 200), ("neighbour", 404), ("other_member", 404)):
         assert client.get(f"/api/v1/files/{photo}", headers=login(people[user])).status_code == status, user
@@ -584,6 +572,6 @@ def test_photos_are_seen_by_the_reporter_and_staff_only(client, login, people, r
     assert client.get(f"/api/v1/files/{evidence}", headers=login(people["resident"])).status_code == 200
     foreign = upload(client, login(people["resident"]), "mine.png")
     act(people["member"], issue, "resolve", expect=409)
-    other = raise_issue(people["neighbour"], title="另一个车棚")
+    other = make_issue(people["neighbour"], title="另一个车棚")
     act(people["member"], other, "accept")
     assert "evidence" in act(people["member"], other, "resolve", note="x", evidence=[foreign], expect=422)["errors"]

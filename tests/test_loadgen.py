@@ -4,7 +4,7 @@ from yishitang.issues import workflow
 
 
 def test_generated_issues_follow_the_state_machine(app, db, client, login):
-    from yishitang.loadgen import seed_load
+    from yishitang.devtools.loadgen import seed_load
 
     with app.app_context():
         counts = seed_load(300, districts=2, progress=False)

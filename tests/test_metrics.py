@@ -24,7 +24,6 @@ from bson import ObjectId
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_app import assert_error
-from tests.test_issues import SHED
 from tests.test_query_plans import assert_indexed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,14 +132,8 @@ def test_the_request_hooks_count_every_request_under_its_route(app, monkeypatch)
 
 # --- domain gauges -----------------------------------------------------------------------------------
 
-def test_domain_gauges_count_outbox_and_issues(client, app, db, people, login, district):
+def test_domain_gauges_count_outbox_and_issues(client, app, db, people, login, make_issue):
     from yishitang.notifications.jobs import send_outbox
-
-    def raise_issue(title):
-        body = {**SHED, "title": title, "studio_id": str(district["xingfu"].id)}
-        response = client.post("/api/v1/issues", json=body, headers=login(people["resident"]))
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()["id"]
 
     empty = scrape(client)
     assert value(empty, "yishitang_database_up") == 1
@@ -148,7 +141,7 @@ def test_domain_gauges_count_outbox_and_issues(client, app, db, people, login, d
     assert value(empty, "yishitang_notifications_outbox", state="pending") == 0
     assert value(empty, "yishitang_notifications_outbox_oldest_due_seconds") == 0
 
-    first, second, _third = (raise_issue(title) for title in ("电动车充电车棚", "楼道灯不亮", "垃圾分类亭异味"))
+    first, second, _third = (make_issue(people["resident"], title=title)["id"] for title in ("电动车充电车棚", "楼道灯不亮", "垃圾分类亭异味"))
     accept = client.post(f"/api/v1/issues/{first}/actions", json={"action": "accept"},
                          headers=login(people["member"]))
     assert accept.status_code == 200, accept.get_json()
@@ -195,7 +188,7 @@ def test_domain_gauge_queries_run_on_indexes(app, db):
 
 def test_a_database_outage_still_answers_with_the_request_metrics(settings, caplog):
     from yishitang import create_app, db
-    from yishitang.embedded import free_port
+    from yishitang.devtools.embedded import free_port
 
     app = create_app(settings.replace(mongodb_uri=f"mongodb://127.0.0.1:{free_port()}/", mongodb_timeout_ms=300))
     try:
@@ -274,14 +267,12 @@ def test_metrics_token_setting():
 
 
 def test_nginx_refuses_metrics_from_outside():
-    from tests.test_deploy import nginx_find, nginx_one, nginx_parse
+    from tests.deploy.files import directive, directives, nginx_conf
 
-    conf = nginx_parse((ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8"))
-    (http,) = [children for name, _args, children in conf if name == "http"]
-    server = nginx_one(http, "server")[2]
-    locations = {tuple(args): children for name, args, children in server if name == "location"}
+    server = directive(directive(nginx_conf(ROOT / "deploy" / "nginx.conf"), "http")["block"], "server")["block"]
+    locations = {tuple(item["args"]): item["block"] for item in directives(server, "location")}
     metrics = locations[("=", "/metrics")]
-    assert nginx_one(metrics, "deny")[1] == ["all"] and not nginx_find(metrics, "proxy_pass")
+    assert directive(metrics, "deny")["args"] == ["all"] and not directives(metrics, "proxy_pass")
 
 
 # --- several processes: gunicorn's workers -----------------------------------------------------------
@@ -328,7 +319,7 @@ def stale_counts(folder: Path, pid: int, count: float) -> None:
 def test_gunicorn_workers_counts_add_up_and_survive_dead_workers(settings, tmp_path):
     """Two workers under the production gunicorn config: a scrape of either one counts the
     requests of both, and the counts of workers that die stay while their files go."""
-    from yishitang.embedded import free_port
+    from yishitang.devtools.embedded import free_port
 
     folder = tmp_path / "metrics"
     folder.mkdir()

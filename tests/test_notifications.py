@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 import pytest
 
 from tests.test_app import assert_error
-from tests.test_issues import SHED
+from tests.factories import SHED
 
 NOTES = "/api/v1/notifications"
 SEND = "/cgi-bin/message/subscribe/send"
@@ -19,13 +20,14 @@ UTC = dt.timezone.utc
 
 
 @pytest.fixture
-def issue_at(app, people, district):
-    """An issue raised by the resident and taken through `actions` by the member, via the service."""
+def issue_at(app, people, make_issue):
+    """An issue raised by the resident (make_issue) and taken through `actions` by the member, via the service."""
     from yishitang.issues import service
 
     def make(*actions, by="member", **overrides):
+        raised = make_issue(people["resident"], **overrides)
         with app.test_request_context():
-            issue = service.create(people["resident"], **{**SHED, "studio_id": str(district["xingfu"].id), **overrides})
+            issue = service.load(raised["id"])
             for action in actions:
                 issue = service.transition(issue, action, people[by], note="办理说明")
         return issue
@@ -292,6 +294,20 @@ def test_a_failing_job_is_recorded_and_the_next_slot_runs(app, db):
     job = Job("broken", 60, lambda now: 1 / 0)
     assert run_once(app, job, dt.datetime(2026, 11, 27, 12, 0, tzinfo=UTC)) is True
     assert "ZeroDivisionError" in db.job_runs.find_one()["error"]
+
+
+def test_the_console_tells_what_a_job_did_and_nothing_when_it_did_nothing(app, issue_at, db, fake_wechat, people,
+                                                                         caplog):
+    from yishitang.scheduler import jobs, run_once
+
+    by_name = {job.name: job for job in jobs()}
+    accepted_notice(issue_at, db, fake_wechat, people)
+    caplog.set_level(logging.INFO, logger="yishitang.scheduler")
+    now = dt.datetime.now(UTC)
+    assert run_once(app, by_name["send_outbox"], now) is True
+    assert run_once(app, by_name["issue_deadlines"], now) is True  # nothing is late
+    assert run_once(app, by_name["send_outbox"], now + dt.timedelta(minutes=10)) is True  # nothing left to send
+    assert [r.getMessage() for r in caplog.records if r.name == "yishitang.scheduler"] == ["send_outbox: 1 sent"]
 
 
 def test_two_scheduler_processes_run_each_slot_once(settings, issue_at, people, db, fake_wechat):

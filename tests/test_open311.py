@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.test_app import assert_error
-from tests.test_issues import act, raise_issue  # noqa: F401  (fixtures)
+from tests.test_issues import act  # noqa: F401  (fixture)
 from tests.test_ratelimits import WINDOW
 from yishitang.issues.workflow import OPEN, STATUSES
 
@@ -290,14 +290,14 @@ def test_json_posts_are_accepted_too(client, district, integration, login, peopl
 # --- what never leaves -----------------------------------------------------------------------------------------
 
 def test_never_a_phone_a_name_or_a_held_rejected_or_withdrawn_issue(
-        client, login, people, district, make_user, raise_issue, act, file, fake_wechat):
+        client, login, people, district, make_user, make_issue, act, file, fake_wechat):
     reporter = make_user("resident", display_name="李建国", phone="13912345678", home_region_code="211104001001")
-    public = raise_issue(reporter, contact_phone="13712345678", anonymous=False)
+    public = make_issue(reporter, contact_phone="13712345678", anonymous=False)
     act(reporter, public, "comment", note="我的电话 13912345678，随时联系")  # on the board, never in status_notes
     fake_wechat.set_text_verdict("待审", "review", 21000)
-    held = raise_issue(reporter, description="这段文字待审，先不要公开。")
-    rejected = act(people["member"], raise_issue(reporter), "reject", note="不属于受理范围")
-    withdrawn = act(reporter, raise_issue(reporter), "withdraw")
+    held = make_issue(reporter, description="这段文字待审，先不要公开。")
+    rejected = act(people["member"], make_issue(reporter), "reject", note="不属于受理范围")
+    withdrawn = act(reporter, make_issue(reporter), "withdraw")
     filed = file(first_name="美丽", last_name="王", phone="13600002222", email="wml@example.com").get_json()[0]
     act(people["member"], staff_issue(client, login, people["member"], filed["service_request_id"]), "approve")
 
@@ -323,12 +323,12 @@ def test_never_a_phone_a_name_or_a_held_rejected_or_withdrawn_issue(
 
 # --- status, filters, paging -----------------------------------------------------------------------------------
 
-def test_every_internal_state_maps_to_open_or_closed(client, db, people, raise_issue):
+def test_every_internal_state_maps_to_open_or_closed(client, db, people, make_issue):
     from yishitang.open311.catalog import GEOREPORT_STATUS
 
     assert set(GEOREPORT_STATUS) == set(STATUSES)
     assert {s for s, g in GEOREPORT_STATUS.items() if g == "open"} == set(OPEN)
-    issue = raise_issue(people["resident"])
+    issue = make_issue(people["resident"])
     for status in STATUSES:
         on_board = status not in ("rejected", "withdrawn")  # as the issues feature keeps it
         db.issues.update_one({"number": issue["number"]}, {"$set": {"status": status, "on_board": on_board}})
@@ -343,14 +343,14 @@ def test_every_internal_state_maps_to_open_or_closed(client, db, people, raise_i
                                                 "resolved": "已办结待评价", "closed": "已关闭"}[status])
 
 
-def test_status_filter_and_the_comma_lists(client, login, people, raise_issue, act):
+def test_status_filter_and_the_comma_lists(client, login, people, make_issue, act):
     resident, member = people["resident"], people["member"]
-    new = raise_issue(resident)
-    started = act(member, act(member, raise_issue(resident, category="traffic"), "accept"), "start")
-    resolved = act(member, act(member, raise_issue(resident), "accept"), "resolve", note="已解决")
+    new = make_issue(resident)
+    started = act(member, act(member, make_issue(resident, category="traffic"), "accept"), "start")
+    resolved = act(member, act(member, make_issue(resident), "accept"), "resolve", note="已解决")
     closed = client.post(f"/api/v1/issues/{resolved['id']}/feedback", json={"rating": "satisfied"},
                          headers=login(resident)).get_json()
-    also_resolved = act(member, act(member, raise_issue(resident), "accept"), "resolve", note="已修好")
+    also_resolved = act(member, act(member, make_issue(resident), "accept"), "resolve", note="已修好")
 
     def numbers(**query):
         response = client.get(f"{V2}/requests.json", query_string=query)
@@ -369,8 +369,8 @@ def test_status_filter_and_the_comma_lists(client, login, people, raise_issue, a
     assert numbers(status="", service_code="", start_date="") == numbers()
 
 
-def test_paging_newest_first(client, people, raise_issue):
-    made = [raise_issue(people["resident"])["number"] for _ in range(5)]
+def test_paging_newest_first(client, people, make_issue):
+    made = [make_issue(people["resident"])["number"] for _ in range(5)]
 
     def page(n, size=2):
         response = client.get(f"{V2}/requests.json", query_string={"page": n, "page_size": size})
@@ -384,8 +384,8 @@ def test_paging_newest_first(client, people, raise_issue):
         georeport_error(client.get(f"{V2}/requests.json", query_string=bad), 400)
 
 
-def test_dates_default_to_the_last_90_days_and_span_at_most_90(client, db, people, raise_issue):
-    recent, old = raise_issue(people["resident"]), raise_issue(people["resident"])
+def test_dates_default_to_the_last_90_days_and_span_at_most_90(client, db, people, make_issue):
+    recent, old = make_issue(people["resident"]), make_issue(people["resident"])
     long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=100)
     db.issues.update_one({"number": old["number"]}, {"$set": {"created_at": long_ago}})
 
@@ -418,8 +418,8 @@ def test_dates_default_to_the_last_90_days_and_span_at_most_90(client, db, peopl
 
 # --- jurisdictions ---------------------------------------------------------------------------------------------
 
-def test_jurisdiction_is_the_district_code(client, people, district, make_region, raise_issue, file):
-    issue = raise_issue(people["resident"])
+def test_jurisdiction_is_the_district_code(client, people, district, make_region, make_issue, file):
+    issue = make_issue(people["resident"])
     assert len(client.get(f"{V2}/requests.json", query_string={"jurisdiction_id": "211104"}).get_json()) == 1
     for fmt in ("json", "xml"):
         georeport_error(client.get(f"{V2}/requests.{fmt}", query_string={"jurisdiction_id": "sfgov.org"}), 404, fmt)
@@ -611,8 +611,8 @@ def test_garbage_in_the_query_is_a_client_error_never_a_500(client, district, qu
     georeport_error(response, response.status_code)
 
 
-def test_text_xml_cannot_carry_is_dropped_from_xml(client, db, people, raise_issue):
-    issue = raise_issue(people["resident"])
+def test_text_xml_cannot_carry_is_dropped_from_xml(client, db, people, make_issue):
+    issue = make_issue(people["resident"])
     db.issues.update_one({"number": issue["number"]}, {"$set": {"description": "门禁\x01坏了 & <无法> 进出"}})
     [request] = parse_xml(client.get(f"{V2}/requests/{issue['number']}.xml"), "service_requests")
     assert request.findtext("description").endswith("门禁坏了 & <无法> 进出")
@@ -621,7 +621,7 @@ def test_text_xml_cannot_carry_is_dropped_from_xml(client, db, people, raise_iss
 @pytest.fixture
 def unreachable_app(settings):
     from yishitang import create_app, db
-    from yishitang.embedded import free_port
+    from yishitang.devtools.embedded import free_port
 
     app = create_app(settings.replace(mongodb_uri=f"mongodb://127.0.0.1:{free_port()}/", mongodb_timeout_ms=300))
     yield app

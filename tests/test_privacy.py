@@ -1,16 +1,14 @@
 """Personal data (PIPL): a copy of everything about a person, and erasing their account."""
 
 from tests.test_app import assert_error
-from tests.test_issues import SHED, upload
+from tests.test_issues import upload
 
 
-def test_export_holds_everything_about_the_caller_and_nothing_about_others(client, login, people, district, fake_wechat):
+def test_export_holds_everything_about_the_caller_and_nothing_about_others(client, login, people, make_issue, fake_wechat):
     resident = people["resident"]
     photo = upload(client, login(resident))
-    raised = client.post("/api/v1/issues", json={**SHED, "studio_id": str(district["xingfu"].id), "attachments": [photo]},
-                         headers=login(resident)).get_json()
-    other = client.post("/api/v1/issues", json={**SHED, "title": "邻居的问题", "studio_id": str(district["xingfu"].id)},
-                        headers=login(people["neighbour"])).get_json()
+    raised = make_issue(resident, attachments=[photo])
+    other = make_issue(people["neighbour"], title="邻居的问题")
     client.post(f"/api/v1/issues/{other['id']}/supports", headers=login(resident))
     client.post(f"/api/v1/issues/{raised['id']}/actions", json={"action": "accept"}, headers=login(people["member"]))
 
@@ -27,10 +25,10 @@ def test_export_holds_everything_about_the_caller_and_nothing_about_others(clien
     assert_error(client.get("/api/v1/me/export"), 401, "missing_token")
 
 
-def test_deleting_an_account_anonymises_the_record_and_erases_the_person(client, login, people, district, db):
+def test_deleting_an_account_anonymises_the_record_and_erases_the_person(client, login, people, make_issue, db):
     resident = people["resident"]
     headers = login(resident)
-    issue = client.post("/api/v1/issues", json={**SHED, "studio_id": str(district["xingfu"].id)}, headers=headers).get_json()
+    issue = make_issue(resident)
     client.post(f"/api/v1/issues/{issue['id']}/actions", json={"action": "comment", "note": "请尽快处理"}, headers=headers)
     spare = upload(client, headers)
 

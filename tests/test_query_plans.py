@@ -9,7 +9,6 @@ import datetime as dt
 from bson import ObjectId
 from pymongo import monitoring
 
-from tests.test_issues import SHED
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -40,7 +39,7 @@ def assert_indexed(collection, query, sort=None, hint=None):
 
 def test_hot_queries_use_indexes(app, db, people, district, client, login):
     from yishitang.issues import service as issues
-    from yishitang.loadgen import seed_load
+    from yishitang.devtools.loadgen import seed_load
 
     with app.app_context():
         seed_load(60, progress=False)
@@ -152,7 +151,7 @@ def plan_of(db, collection, query, sort, hint):
 
 def test_the_queries_requests_and_jobs_send_use_indexes(app, db, people, district, client, login, settings):
     from yishitang.issues import service as issues
-    from yishitang.loadgen import seed_load
+    from yishitang.devtools.loadgen import seed_load
     from yishitang.scheduler import jobs, run_once
 
     with app.app_context():

@@ -10,7 +10,7 @@ import requests
 from tests.conftest import APPID, APPSECRET
 from tests.processes import serving
 from tests.test_app import assert_error
-from tests.test_issues import SHED
+from tests.factories import SHED
 
 
 # One window longer than any run: no window boundary can fall inside a test and reset its counts.

@@ -440,7 +440,7 @@ def random_district(app, make_region, people):
     """Three townships, seven studios, 260 issues over the last 200 days in every state, 12 of them
     duplicates; all written more than an hour ago."""
     from yishitang.db import utcnow
-    from yishitang.stats import demo
+    from yishitang.devtools import histories as demo
     from yishitang.studios import service as studios
 
     make_region("211199", "随机区", "district")

@@ -10,9 +10,9 @@ import pytest
 import requests
 
 from yishitang.db import as_utc, utcnow
-from yishitang.embedded import free_port
+from yishitang.devtools.embedded import free_port
 from yishitang.errors import UpstreamUnavailable
-from yishitang.fakewechat import FakeWeChat
+from yishitang.devtools.fakewechat import FakeWeChat
 from yishitang.wechat import WeChatClient, WeChatError, WeChatToken, WeChatUnavailable, fit_value
 
 SEND = "/cgi-bin/message/subscribe/send"

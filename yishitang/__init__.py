@@ -15,25 +15,30 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 def create_app(settings: Settings | None = None) -> Flask:
     """config -> db -> api -> blueprints -> errors; the database is dialled lazily."""
     from . import api, auth, db, errors, metrics
-    from .consultations.routes import blp as consultations_blp
-    from .files.routes import blp as files_blp
-    from .issues.routes import blp as issues_blp
-    from .notifications.routes import blp as notifications_blp
-    from .open311.routes import blp as open311_blp
-    from .open311.routes import integrations_blp
-    from .ops.routes import blp as ops_blp
-    from .regions.routes import blp as regions_blp
-    from .stats.dashboard import blp as dashboard_blp
-    from .stats.routes import blp as stats_blp
-    from .studios.routes import blp as studios_blp
     from .users import tokens
-    from .users.routes import auth_blp, me_blp, users_blp
     from .wechat import WeChatClient
 
     settings = settings or Settings.from_env()
     if not settings.mongodb_uri:
         raise ConfigError("MONGODB_URI is not set (`yishitang serve` starts the embedded database itself)")
+    app = _flask_app(settings)
+    db.connect(settings)
+    metrics.init_app(app)  # first: its after_request runs last and sees the final status
+    smorest = app.extensions["yishitang.api"] = api.init_app(app)
+    errors.register(app)
+    auth.set_user_loader(tokens.load_user)
+    app.extensions["wechat"] = WeChatClient(settings)
+    _register_blueprints(app, smorest)
+    try:
+        db.ensure_indexes()
+    except errors.DATABASE_ERRORS as exc:
+        # Start anyway: /readyz reports false and creates the indexes once the database answers.
+        log.warning("database unreachable at start, indexes pending: %s", exc)
+        app.extensions["indexes_pending"] = True
+    return app
 
+
+def _flask_app(settings: Settings) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SETTINGS=settings,
@@ -55,13 +60,23 @@ def create_app(settings: Settings | None = None) -> Flask:
                                 x_host=settings.proxy_count)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
+    return app
 
-    db.connect(settings)
-    metrics.init_app(app)  # first: its after_request runs last and sees the final status
-    smorest = app.extensions["yishitang.api"] = api.init_app(app)
-    errors.register(app)
-    auth.set_user_loader(tokens.load_user)
-    app.extensions["wechat"] = WeChatClient(settings)
+
+def _register_blueprints(app: Flask, smorest) -> None:
+    """The API's blueprints into the OpenAPI spec; ops, Open311 and the dashboard beside it."""
+    from .consultations.routes import blp as consultations_blp
+    from .files.routes import blp as files_blp
+    from .issues.routes import blp as issues_blp
+    from .notifications.routes import blp as notifications_blp
+    from .open311.routes import blp as open311_blp
+    from .open311.routes import integrations_blp
+    from .ops.routes import blp as ops_blp
+    from .regions.routes import blp as regions_blp
+    from .stats.dashboard import blp as dashboard_blp
+    from .stats.routes import blp as stats_blp
+    from .studios.routes import blp as studios_blp
+    from .users.routes import auth_blp, me_blp, users_blp
 
     for blueprint in (regions_blp, studios_blp, auth_blp, me_blp, users_blp, files_blp, issues_blp,
                       consultations_blp, notifications_blp, stats_blp, integrations_blp):
@@ -69,11 +84,3 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(ops_blp)
     app.register_blueprint(open311_blp)  # GeoReport v2: its own formats and error shape, outside the OpenAPI spec
     app.register_blueprint(dashboard_blp)
-
-    try:
-        db.ensure_indexes()
-    except errors.DATABASE_ERRORS as exc:
-        # Start anyway: /readyz reports false and creates the indexes once the database answers.
-        log.warning("database unreachable at start, indexes pending: %s", exc)
-        app.extensions["indexes_pending"] = True
-    return app

@@ -12,8 +12,7 @@ import datetime as dt
 import logging
 import os
 import socket
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import mongoengine as me
@@ -48,6 +47,12 @@ class Job:
     name: str
     every_s: int
     run: Callable[[dt.datetime], object]
+    unit: str = "done"  # what a count returned by `run` counts, for the log line
+
+
+# How the log line names the counts a job returns ("skipped": no template or no WeChat account).
+LABELS = {"skipped": "in-app only", "retry": "to retry", "no_grant": "without a grant",
+          "cells_written": "cells written", "cells_removed": "cells removed"}
 
 
 def jobs() -> list[Job]:
@@ -60,12 +65,22 @@ def jobs() -> list[Job]:
 
     return [
         Job("send_outbox", 5, notification_jobs.send_outbox),
-        Job("consultation_reminders", 60, consultation_jobs.send_reminders),
+        Job("consultation_reminders", 60, consultation_jobs.send_reminders, "reminders queued"),
         Job("issue_deadlines", 300, issue_jobs.check_deadlines),
         Job("stats_rollup", 600, stats_jobs.refresh_rollups),
-        Job("auto_close", 3600, issue_jobs.auto_close),
-        Job("purge_unattached_uploads", 3600, file_jobs.purge_unattached),
+        Job("auto_close", 3600, issue_jobs.auto_close, "closed"),
+        Job("purge_unattached_uploads", 3600, file_jobs.purge_unattached, "purged"),
     ]
+
+
+def summary(job: Job, result) -> str | None:
+    """`17 sent, 18 in-app only`: the non-zero counts of a job's result; None when it did nothing."""
+    if isinstance(result, dict):
+        parts = [f"{value} {LABELS.get(key, key)}" for key, value in result.items()
+                 if isinstance(value, int) and not isinstance(value, bool) and value]
+    else:
+        parts = [f"{result} {job.unit}"] if isinstance(result, int) and result else []
+    return ", ".join(parts) or None
 
 
 def run_once(app, job: Job, now: dt.datetime | None = None) -> bool:
@@ -78,13 +93,13 @@ def run_once(app, job: Job, now: dt.datetime | None = None) -> bool:
     except (DuplicateKeyError, me.NotUniqueError):
         JobRun.objects(id=run_id).update_one(push__skipped_by=HOLDER)
         return False
-    started = time.monotonic()
     try:
         with app.app_context():
             result = job.run(now)
         JobRun.objects(id=run_id).update_one(set__finished_at=utcnow(), set__result=str(result)[:500])
-        if result:
-            log.info("%s ran in %.2fs: %s", job.name, time.monotonic() - started, result)
+        done = summary(job, result)
+        if done:  # a quiet run says nothing: the console stays the API's
+            log.info("%s: %s", job.name, done)
     except Exception as exc:  # a failing job must not stop the scheduler; it runs again next slot
         log.exception("%s failed", job.name)
         JobRun.objects(id=run_id).update_one(set__finished_at=utcnow(), set__error=repr(exc)[:500])
@@ -95,10 +110,11 @@ def run_forever(app, scale: float = 1.0) -> None:
     """Start APScheduler in this process and block; `scale` shortens intervals for tests."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not two lines per job every 5 s
     scheduler = BlockingScheduler(timezone="UTC")
-    scheduled = [Job(job.name, max(1, round(job.every_s * scale)), job.run) for job in jobs()]
-    for job in scheduled:
-        scheduler.add_job(run_once, "interval", args=(app, job), seconds=job.every_s, id=job.name,
+    scheduled = [replace(job, every_s=max(1, round(job.every_s * scale))) for job in jobs()]
+    for job in scheduled:  # named after the feature, not all `run_once`
+        scheduler.add_job(run_once, "interval", args=(app, job), seconds=job.every_s, id=job.name, name=job.name,
                           max_instances=1, coalesce=True, next_run_time=dt.datetime.now(dt.timezone.utc))
     log.info("scheduler %s started: %s", HOLDER, ", ".join(f"{j.name} every {j.every_s}s" for j in scheduled))
     try:

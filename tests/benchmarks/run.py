@@ -30,8 +30,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from yishitang.embedded import EmbeddedDatabase, free_port  # noqa: E402
-from yishitang.fakewechat import FakeWeChat  # noqa: E402
+from yishitang.devtools.embedded import EmbeddedDatabase, free_port  # noqa: E402
+from yishitang.devtools.fakewechat import FakeWeChat  # noqa: E402
 from yishitang.stats.rollups import LAG  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -217,16 +217,15 @@ def check_text(content: str, user, scene: int = 3) -> str:
     return "review" if verdict["suggest"] == "review" else "pass"
 
 
-def _on_board(status: str, moderation: str, duplicate_of) -> bool:
-    return moderation == "pass" and status not in ("rejected", "withdrawn") and duplicate_of is None
+_on_board = workflow.on_board
 
 
 def _response_due(now, category) -> dt.datetime:
-    return now + dt.timedelta(days=_settings().deadline_days("response", category))
+    return workflow.due(_settings(), now, "response", category)
 
 
 def _handling_due(now, level, category) -> dt.datetime:
-    return now + dt.timedelta(days=_settings().deadline_days(level, category))
+    return workflow.due(_settings(), now, level, category)
 
 
 def create(reporter, title, description, category, studio_id, location=None, address="",

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import NamedTuple
 
 SAME = None
@@ -71,3 +72,13 @@ def rule(status: str, action: str) -> Rule | None:
 def next_level(level: str) -> str | None:
     index = LEVELS.index(level)
     return LEVELS[index + 1] if index + 1 < len(LEVELS) else None
+
+
+def on_board(status: str, moderation: str = "pass", duplicate_of=None) -> bool:
+    """The public-board rule: passed moderation, neither rejected nor withdrawn, not a duplicate."""
+    return moderation == "pass" and status not in ("rejected", "withdrawn") and duplicate_of is None
+
+
+def due(settings, now, stage: str, category: str | None = None):
+    """The deadline of a stage ("response" or a level) starting at `now`, from the settings."""
+    return now + dt.timedelta(days=settings.deadline_days(stage, category))

@@ -5,7 +5,7 @@ single-use codes, token invalidation, one send per subscribe grant, the 47003 va
 injected busy answers or timeouts. Tests in the same process use the helper methods; other
 processes (the demo, a person with curl) use the control endpoints under `/__fake__/`.
 
-    python -m yishitang.fakewechat --host 127.0.0.1 --port 8001 --demo
+    python -m yishitang.devtools.fakewechat --host 127.0.0.1 --port 8001 --demo
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import time
 
 from flask import Flask, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
+
+from . import fakewechat_control
 
 log = logging.getLogger(__name__)
 
@@ -168,19 +170,7 @@ class FakeWeChat:
             app.add_url_rule(
                 path, endpoint=path, view_func=self._wechat_view(path, handler), methods=[method]
             )
-        control = {
-            "login-code": self._control_login_code,
-            "phone-code": self._control_phone_code,
-            "grant": self._control_grant,
-            "fail": self._control_fail,
-            "invalidate-tokens": self._control_invalidate_tokens,
-            "reset": self._control_reset,
-        }
-        for name, handler in control.items():
-            app.add_url_rule(
-                f"/__fake__/{name}", endpoint=f"fake-{name}", view_func=handler, methods=["POST"]
-            )
-        app.add_url_rule("/__fake__/sent", endpoint="fake-sent", view_func=self._control_sent)
+        fakewechat_control.register(app, self)
         return app
 
     def _wechat_view(self, path, handler):
@@ -361,47 +351,6 @@ class FakeWeChat:
         self._used_demo_codes.add(code)
         return True
 
-    # -- control endpoints for other processes -----------------------------------------------
-
-    def _control_login_code(self):
-        body = _control_body()
-        if not body.get("openid"):
-            return _control_error("openid is required")
-        return jsonify(code=self.issue_login_code(body["openid"], body.get("unionid")))
-
-    def _control_phone_code(self):
-        body = _control_body()
-        if not body.get("phone"):
-            return _control_error("phone is required")
-        return jsonify(code=self.issue_phone_code(body["phone"]))
-
-    def _control_grant(self):
-        body = _control_body()
-        if not body.get("openid") or not body.get("template_id"):
-            return _control_error("openid and template_id are required")
-        self.grant(body["openid"], body["template_id"], body.get("count", 1))
-        return jsonify(ok=True, grants_left=self.grants_left(body["openid"], body["template_id"]))
-
-    def _control_fail(self):
-        body = _control_body()
-        errcode = body.get("errcode")
-        if not body.get("path") or not (errcode == "timeout" or isinstance(errcode, int)):
-            return _control_error('path and errcode (an integer or "timeout") are required')
-        self.fail_next(body["path"], errcode, body.get("times", 1))
-        return jsonify(ok=True)
-
-    def _control_invalidate_tokens(self):
-        self.invalidate_tokens()
-        return jsonify(ok=True)
-
-    def _control_reset(self):
-        self.reset()
-        return jsonify(ok=True)
-
-    def _control_sent(self):
-        with self._lock:
-            return jsonify(sent=list(self.sent))
-
 
 def _value_problem(key: str, value) -> str | None:
     """Why WeChat would refuse this template value (47003), or None."""
@@ -421,15 +370,6 @@ def _body(errcode: int, errmsg: str) -> dict:
 def _error(errcode: int, errmsg: str):
     # WeChat reports every error with HTTP 200.
     return jsonify(_body(errcode, errmsg))
-
-
-def _control_body() -> dict:
-    body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
-
-
-def _control_error(message: str):
-    return jsonify(error=message), 400
 
 
 def main(argv=None) -> None:

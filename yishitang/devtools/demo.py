@@ -6,33 +6,23 @@ generated from a fixed seed, so every run plans the same records; `seed_demo` in
 that are missing (regions by code, studios by region, users by username or openid) and never
 edits a record that exists, so a second run creates and changes nothing.
 
-`seed_demo_issues` then adds a year of issues raised by neighbours at every studio, with
-histories through the workflow (stats/demo.py), and for the accounts the README names a story
-of their own; it runs only on a database without issues, so it happens once.
+The demo's year of issues is demo_issues.py.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import random
 from dataclasses import dataclass, field
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
-from flask import current_app
 from tqdm import tqdm
 from werkzeug.security import generate_password_hash
 
-from .db import utcnow
-from .issues import text
-from .issues.jobs import SYSTEM_NOTE_CLOSE
-from .issues.models import CATEGORIES, Counter, Issue
-from .regions.models import Region
-from .stats import demo as histories
-from .stats.models import RollupState
-from .studios.models import Studio
-from .users.models import COMMITTEES, User
+from ..db import utcnow
+from ..regions.models import Region
+from ..studios.models import Studio
+from ..users.models import COMMITTEES, User
 
 DISTRICT_CODE = "211104"
 DISTRICT_NAME = "浑南示范区"  # fictional
@@ -42,11 +32,6 @@ COORDINATOR_PASSWORD = "demo-coord-pass"
 ADMIN_PASSWORD = "demo-admin-pass"
 RESIDENT_COUNT = 5
 SEED = 2026
-# `yishitang serve` in demo mode adds this many issues over the last year (about 5 per studio, three
-# a day across the district), plus one in 60 more marked as duplicates and the stories below; more
-# would slow the first start (the embedded database writes about 300 issues a second).
-DEMO_ISSUES = 1000
-NEIGHBOURS_PER_STUDIO = 3  # the residents who raised them, living at each village or community
 
 # The logins printed by `yishitang serve` in demo mode: `how` is the line shown to a person.
 DEMO_LOGINS = [
@@ -126,6 +111,15 @@ def _plan() -> _Plan:
     plan = _Plan()
     plan.regions.append({"code": DISTRICT_CODE, "name": DISTRICT_NAME, "kind": "district",
                          "parent_code": None, "ancestors": []})
+    studios_by_township = _plan_places(rng, plan)
+    person, phone = people(rng), phones(rng)
+    _plan_members(rng, plan, studios_by_township, person, phone)
+    _plan_others(plan, person, phone)
+    return plan
+
+
+def _plan_places(rng: random.Random, plan: _Plan) -> dict[str, list[str]]:
+    """The townships, their villages or communities and one studio at each; studio codes by township."""
     community_names = _unique_names(rng, [w + "社区" for w in COMMUNITY_WORDS])
     village_names = _unique_names(rng, [w + "村" for w in VILLAGE_NAMES] +
                                   [s + x + "村" for s in VILLAGE_SURNAMES for x in VILLAGE_SUFFIXES])
@@ -135,7 +129,7 @@ def _plan() -> _Plan:
         township = f"{DISTRICT_CODE}{t:03d}"
         plan.regions.append({"code": township, "name": township_name, "kind": kind,
                              "parent_code": DISTRICT_CODE, "ancestors": [DISTRICT_CODE]})
-        centre_lng, centre_lat, spread = _township_centre(t, kind, streets)
+        centre = _township_centre(t, kind, streets)
         child_kind = "community" if kind == "street" else "village"
         studios_by_township[township] = []
         for g in range(1, count + 1):
@@ -143,22 +137,24 @@ def _plan() -> _Plan:
             name = next(community_names if child_kind == "community" else village_names)
             plan.regions.append({"code": code, "name": name, "kind": child_kind, "parent_code": township,
                                  "ancestors": [DISTRICT_CODE, township]})
-            if child_kind == "community":
-                address = (f"{DISTRICT_NAME}{township_name}{rng.choice(ROADS)}{rng.randint(1, 199)}号"
-                           f"（{name}党群服务中心）")
-            else:
-                address = f"{DISTRICT_NAME}{township_name}{name}村民委员会"
-            plan.studios.append({
-                "name": f"{name}委员工作室", "region_code": code, "region_path": _path(code),
-                "address": address,
-                "location": [round(centre_lng + rng.uniform(-spread, spread), 6),
-                             round(centre_lat + rng.uniform(-spread, spread) * 0.75, 6)],
-                "open_hours": rng.choice(OPEN_HOURS),
-            })
+            plan.studios.append(_studio(rng, township_name, code, name, child_kind, centre))
             studios_by_township[township].append(code)
+    return studios_by_township
 
-    person = _people(rng)
-    phone = _phones(rng)
+
+def _studio(rng: random.Random, township_name: str, code: str, name: str, kind: str, centre: tuple) -> dict:
+    centre_lng, centre_lat, spread = centre
+    if kind == "community":
+        address = f"{DISTRICT_NAME}{township_name}{rng.choice(ROADS)}{rng.randint(1, 199)}号（{name}党群服务中心）"
+    else:
+        address = f"{DISTRICT_NAME}{township_name}{name}村民委员会"
+    return {"name": f"{name}委员工作室", "region_code": code, "region_path": _path(code), "address": address,
+            "location": [round(centre_lng + rng.uniform(-spread, spread), 6),
+                         round(centre_lat + rng.uniform(-spread, spread) * 0.75, 6)],
+            "open_hours": rng.choice(OPEN_HOURS)}
+
+
+def _plan_members(rng: random.Random, plan: _Plan, studios_by_township: dict, person, phone) -> None:
     all_studios = [s["region_code"] for s in plan.studios]
     # Every studio gets one member first; the rest join a random studio. "就地就近": a member's
     # home is their first studio's village or community, and a second studio is in the same township.
@@ -176,6 +172,10 @@ def _plan() -> _Plan:
             "display_name": next(person), "phone": next(phone), "committee": committees[n - 1],
             "home_region_code": first, "studio_regions": studio_codes,
         })
+
+
+def _plan_others(plan: _Plan, person, phone) -> None:
+    """Coordinators of each township and of the district, the admin and the demo residents."""
     for t in range(1, len(TOWNSHIPS) + 1):
         plan.users.append({
             "username": f"coord{t:02d}", "password": COORDINATOR_PASSWORD, "roles": ["coordinator"],
@@ -192,7 +192,6 @@ def _plan() -> _Plan:
             "openid": f"demo-resident-{n}", "roles": ["resident"], "display_name": next(person),
             "phone": f"138001380{n:02d}", "home_region_code": communities[(n - 1) * 11 % len(communities)],
         })
-    return plan
 
 
 def _unique_names(rng: random.Random, pool: list[str]):
@@ -211,7 +210,7 @@ def _township_centre(t: int, kind: str, streets: int) -> tuple[float, float, flo
     return 123.4 + radius * math.cos(angle), 41.8 + radius * 0.75 * math.sin(angle), spread
 
 
-def _people(rng: random.Random):
+def people(rng: random.Random):
     seen: set[str] = set()
     while True:
         name = rng.choice(SURNAMES) + rng.choice(GIVEN_CHARS)
@@ -220,7 +219,7 @@ def _people(rng: random.Random):
             yield name
 
 
-def _phones(rng: random.Random):
+def phones(rng: random.Random):
     seen: set[str] = set()
     while True:
         phone = rng.choice(PHONE_PREFIXES) + f"{rng.randrange(10 ** 8):08d}"
@@ -238,13 +237,13 @@ def seed_demo(progress: bool = True) -> dict:
               unit="条", disable=not progress) as bar:
         bar.set_postfix_str("地区")
         known = set(Region.objects(code__in=[r["code"] for r in plan.regions]).scalar("code"))
-        created += _insert(Region, [r for r in plan.regions if r["code"] not in known], now)
+        created += insert_new(Region, [r for r in plan.regions if r["code"] not in known], now)
         bar.update(len(plan.regions))
 
         bar.set_postfix_str("委员工作室")
         codes = [s["region_code"] for s in plan.studios]
         known = set(Studio.objects(region_code__in=codes).scalar("region_code"))
-        created += _insert(Studio, [s for s in plan.studios if s["region_code"] not in known], now)
+        created += insert_new(Studio, [s for s in plan.studios if s["region_code"] not in known], now)
         bar.update(len(plan.studios))
         studio_ids: dict[str, object] = {}
         for studio in Studio.objects(region_code__in=codes).order_by("created_at", "id").only("id", "region_code"):
@@ -260,12 +259,12 @@ def seed_demo(progress: bool = True) -> dict:
         for user in missing:
             if "password" in user and user["password"] not in hashes:
                 hashes[user["password"]] = generate_password_hash(user["password"])
-        created += _insert(User, [_user_fields(u, studio_ids, hashes) for u in missing], now)
+        created += insert_new(User, [user_fields(u, studio_ids, hashes) for u in missing], now)
         bar.update(len(plan.users))
     return {**counts(), "created": created}
 
 
-def _user_fields(planned: dict, studio_ids: dict, hashes: dict) -> dict:
+def user_fields(planned: dict, studio_ids: dict, hashes: dict) -> dict:
     fields = {k: v for k, v in planned.items() if k not in ("password", "studio_regions")}
     studio_regions = planned.get("studio_regions", [])
     fields["studio_ids"] = [studio_ids[code] for code in studio_regions]
@@ -280,7 +279,7 @@ def _user_fields(planned: dict, studio_ids: dict, hashes: dict) -> dict:
     return fields
 
 
-def _insert(model, rows: list[dict], now) -> int:
+def insert_new(model, rows: list[dict], now) -> int:
     """One bulk insert of new documents, each checked against the model first."""
     if not rows:
         return 0
@@ -303,165 +302,3 @@ def counts() -> dict:
         "admins": User.objects(roles="admin").count(),
         "residents": User.objects(roles="resident").count(),
     }
-
-
-# --- a year of issues ---------------------------------------------------------------------------
-
-ISSUE_DETAILS = ("居民反映已有一段时间，影响日常生活，希望尽快协调解决。", "多位邻居联名反映，存在安全隐患，请尽快处理。",
-                 "早晚高峰尤为突出，老人和孩子出行不便。", "此前向物业反映过，一直没有得到解决。",
-                 "雨雪天气问题更加严重，希望委员帮助协调。", "涉及几十户居民，大家都很关心。")
-# What each account the README names finds when signing in: (how long ago it was raised, in days;
-# what it must look like at `now`). A demo resident has one waiting for an answer, one being
-# handled, one resolved and waiting for their rating, and one closed with a rating; member001's
-# studio has new issues to accept, one being handled and one resolved.
-_WAITING = ((0.05, 1.5), lambda doc, now: doc["status"] == "submitted")
-_HANDLED = ((4, 12), lambda doc, now: doc["status"] in ("accepted", "in_progress") and doc["due_at"] > now)
-_RESOLVED = ((8, 40), lambda doc, now: doc["status"] == "resolved"
-             and doc["resolution"]["resolved_at"] > now - dt.timedelta(days=4))
-_RATED = ((60, 300), lambda doc, now: doc["status"] == "closed" and (doc["feedback"] or {}).get("rating")
-          in ("satisfied", "basically_satisfied"))
-RESIDENT_STORY = (_WAITING, _HANDLED, _RESOLVED, _RATED)
-MEMBER_STORY = (_WAITING, _WAITING, _HANDLED, _RESOLVED)
-STORY_MEMBER = "member001"
-
-
-def seed_demo_issues(count: int = DEMO_ISSUES, now: dt.datetime | None = None) -> dict:
-    """A year of issues across the demo district, once: on a database that holds any issue it adds
-    nothing. Run after `seed_demo`. Returns how many issues and neighbours it created."""
-    if Issue._get_collection().find_one({}, {"_id": 1}) is not None:
-        return {"issues": 0, "neighbours": 0}
-    settings = current_app.config["SETTINGS"]
-    now = now or utcnow()
-    rng = random.Random(SEED + 1)  # apart from the district's own plan
-    studios = {s.id: s for s in Studio.objects(region_path=DISTRICT_CODE, active=True)}
-    if not studios:
-        raise ValueError("the demo district is not there: run seed_demo first")
-    neighbours, added = _neighbours(rng, studios.values(), now)
-    cast = _Cast.load(studios)
-    docs = histories.plan_issues(count, region_code=DISTRICT_CODE, start=now - dt.timedelta(days=365), end=now,
-                                 now=now, seed=SEED, settings=settings, duplicates=count // 60)
-    for doc in docs:
-        _dress(rng, doc, studios[doc["studio_id"]], rng.choice(neighbours[doc["region_code"]]), cast)
-    for studio_id, reporter, story in cast.stories():
-        studio = studios[studio_id]
-        for created_days_ago, wanted in story:
-            doc = _story_issue(rng, studio, created_days_ago, wanted, now, settings)
-            _dress(rng, doc, studio, reporter or rng.choice(neighbours[studio.region_code]), cast)
-            docs.append(doc)
-    last_numbers = _number(docs, settings)
-    ids = histories.insert_issues(docs)
-    for year, last in last_numbers.items():  # issues raised from now on continue each year's sequence
-        Counter._get_collection().update_one({"_id": f"issue-{year}"}, {"$max": {"seq": last}}, upsert=True)
-    # Written around the services, back-dated: the next rollup job rebuilds every statistics cell
-    # (until then the stats service counts live).
-    RollupState._get_collection().delete_many({})
-    return {"issues": len(ids), "neighbours": added}
-
-
-def _neighbours(rng: random.Random, studios, now) -> tuple[dict[str, list[dict]], int]:
-    """Residents of every village and community (openid demo-neighbour-<region>-<n>), by region code."""
-    person, phone = _people(random.Random(SEED + 2)), _phones(rng)
-    planned = [{"openid": f"demo-neighbour-{studio.region_code}-{n}", "roles": ["resident"],
-                "display_name": next(person), "phone": next(phone), "home_region_code": studio.region_code}
-               for studio in sorted(studios, key=lambda s: s.region_code) for n in range(1, NEIGHBOURS_PER_STUDIO + 1)]
-    known = set(User.objects(openid__in=[u["openid"] for u in planned]).scalar("openid"))
-    added = _insert(User, [_user_fields(u, {}, {}) for u in planned if u["openid"] not in known], now)
-    by_region: dict[str, list[dict]] = {}
-    for user in User.objects(openid__in=[u["openid"] for u in planned]).only("id", "display_name", "phone",
-                                                                            "home_region_code"):
-        by_region.setdefault(user.home_region_code, []).append(
-            {"id": user.id, "display_name": user.display_name, "phone": user.phone})
-    return by_region, added
-
-
-@dataclass
-class _Cast:
-    """Who acts on the issues: members by studio, coordinators by scope, and the story accounts."""
-
-    members: dict
-    coordinators: dict
-    residents: list  # (home studio id, reporter) of the demo residents
-    story_studio: object  # member001's first studio
-
-    @classmethod
-    def load(cls, studios: dict) -> _Cast:
-        members: dict = {}
-        for user in User.objects(roles="member", active=True).only("id", "display_name", "studio_ids"):
-            for studio_id in user.studio_ids:
-                members.setdefault(studio_id, []).append(_person(user, "member"))
-        coordinators = {user.scope_region_code: _person(user, "coordinator")
-                        for user in User.objects(roles="coordinator", active=True).only("id", "display_name",
-                                                                                        "scope_region_code")}
-        by_region = {studio.region_code: studio_id for studio_id, studio in studios.items()}
-        openids = [f"demo-resident-{n}" for n in range(1, RESIDENT_COUNT + 1)]
-        residents = [(by_region[user.home_region_code], {**_person(user, "resident"), "phone": user.phone})
-                     for user in sorted(User.objects(openid__in=openids), key=lambda u: u.openid)
-                     if user.home_region_code in by_region]
-        member = User.objects(username=STORY_MEMBER).only("studio_ids").first()
-        story_studio = member.studio_ids[0] if member and member.studio_ids else None
-        return cls(members, coordinators, residents, story_studio)
-
-    def stories(self):
-        """(studio id, reporter or None for a neighbour, story) of every account the README names."""
-        yield from ((studio_id, reporter, RESIDENT_STORY) for studio_id, reporter in self.residents)
-        if self.story_studio is not None and self.story_studio not in {studio_id for studio_id, _ in self.residents}:
-            yield self.story_studio, None, MEMBER_STORY
-
-    def staff(self, rng: random.Random, studio: Studio, level: str) -> dict:
-        """Whoever answers for the issue at that tier: a member of the studio, else a coordinator."""
-        if level == "grassroots" and self.members.get(studio.id):
-            return rng.choice(self.members[studio.id])
-        return self.coordinators.get(studio.township_code if level != "district" else DISTRICT_CODE) or _SYSTEM
-
-
-def _person(user, role: str) -> dict:
-    return {"id": user.id, "role": role, "display_name": user.display_name}
-
-
-_SYSTEM = {"role": "system", "display_name": "系统"}
-
-
-def _story_issue(rng: random.Random, studio: Studio, created_days_ago: tuple, wanted, now, settings) -> dict:
-    """An issue raised that long ago that stands as `wanted` says at `now` (drawn until one does)."""
-    response_days, handling = histories.deadlines(settings)
-    for _ in range(5000):
-        created = now - dt.timedelta(days=rng.uniform(*created_days_ago))
-        category = rng.choices(CATEGORIES, histories.CATEGORY_WEIGHTS)[0]
-        fields = histories.simulate(rng, created, now, category, response_days, handling)
-        if wanted(fields, now):
-            return histories.issue_doc(rng, studio, category, created, fields, "", [None])
-    # The rarest story (resolved in the last 4 days) fits about one draw in 13: never reached.
-    raise RuntimeError(f"no demo issue fits the story at {studio.name}")
-
-
-def _dress(rng: random.Random, doc: dict, studio: Studio, reporter: dict, cast: _Cast) -> None:
-    """Put people on a simulated issue: its reporter, the studio's members and the coordinators."""
-    doc.update(reporter_id=reporter["id"], reporter_name=reporter["display_name"], contact_phone=reporter.get("phone"),
-               anonymous=rng.random() < 0.15,
-               description=f"{studio.name.removesuffix('委员工作室')}{doc['title']}。{rng.choice(ISSUE_DETAILS)}")
-    resident = {k: reporter[k] for k in ("id", "display_name")} | {"role": "resident"}
-    member = cast.staff(rng, studio, "grassroots")  # one member follows the issue through
-    level = "grassroots"
-    for entry in doc["timeline"]:
-        action = entry["action"]
-        if action in ("submit", "withdraw", "feedback"):
-            entry["actor"] = resident
-        elif action == "close":  # unrated after the feedback window, as the auto-close job does
-            entry.update(actor=_SYSTEM, note=SYSTEM_NOTE_CLOSE)
-        elif action == "supervise":  # 督办: the township's coordinator, the district's once it is there
-            entry["actor"] = cast.staff(rng, studio, "district" if entry["level"] == "district" else "township")
-        else:  # answered, escalated, visited, resolved by whoever handled it at the tier it was at
-            entry["actor"] = member if level == "grassroots" else cast.staff(rng, studio, level)
-        level = entry["level"]
-
-
-def _number(docs: list[dict], settings) -> dict[int, int]:
-    """Numbers in order of creation per local year, as the service draws them; returns the last per year."""
-    tz, following = ZoneInfo(settings.tz), {}
-    docs.sort(key=lambda doc: doc["created_at"])
-    for doc in docs:
-        year = doc["created_at"].astimezone(tz).year
-        following[year] = following.get(year, 0) + 1
-        doc["number"] = f"{settings.issue_number_prefix}-{year}-{following[year]:06d}"
-        doc["search_terms"] = text.index_terms(doc["title"], doc["description"], doc["number"])
-    return following

@@ -15,27 +15,18 @@ from zoneinfo import ZoneInfo
 from bson import ObjectId
 from tqdm import tqdm
 
-from .consultations.models import Consultation
-from .db import utcnow
+from ..consultations.models import Consultation
+from ..db import utcnow
 from .demo import seed_demo
-from .issues import text
-from .issues.models import Counter, Issue
-from .regions.models import Region
-from .stats.models import RollupState
-from .studios.models import Studio
-from .users.models import User
+from ..issues import text
+from ..issues.models import Counter, Issue
+from ..regions.models import Region
+from ..stats.models import RollupState
+from ..studios.models import Studio
+from ..users.models import User
+from .histories import TITLES
+from .walk import SYSTEM, Walk, settings_or_default, submitted
 
-PROBLEMS = {
-    "community_facilities": ["老旧小区充电车棚", "小区健身器材损坏", "社区活动室开放时间短", "楼道照明灯损坏", "老楼加装电梯"],
-    "traffic": ["学校周边车辆管理", "路口缺少红绿灯", "公交站台没有遮阳棚", "人行道被车辆占用", "道路坑洼积水"],
-    "education": ["幼儿园学位紧张", "小学生放学无人托管", "校外培训机构噪音"],
-    "elderly_care": ["老年食堂就餐不便", "居家养老上门服务", "老旧住房适老化改造"],
-    "environment": ["垃圾投放点异味", "河道漂浮物清理", "餐馆油烟扰民", "绿化带杂草丛生"],
-    "safety": ["消防通道被堵", "路灯不亮", "高空抛物隐患", "井盖缺失"],
-    "health": ["社区卫生站药品不全", "家庭医生签约难"],
-    "employment": ["灵活就业人员社保", "职业技能培训名额少"],
-    "other": ["快递柜收费不合理", "宠物扰民"],
-}
 DETAILS = ["居民反映已有一段时间，影响日常生活，希望尽快协调解决。", "多位邻居联名反映，存在安全隐患，请相关部门尽快处理。",
            "问题在早晚高峰尤为突出，老人和孩子出行不便。", "此前向物业反映过，但一直没有得到解决。"]
 UNITS = ["区交警大队", "街道城建办", "区住建局", "区教育局", "社区物业", "区城管局", "区卫健局", "区人社局"]
@@ -116,90 +107,84 @@ def _residents(count, studios, rng, now) -> list[dict]:
     return existing + docs
 
 
-def _actor(user, role):
+def _actor(user, role) -> dict:
     return {"id": user["_id"] if isinstance(user, dict) else user.id, "role": role,
             "display_name": user["display_name"] if isinstance(user, dict) else user.display_name}
 
 
 def _issue(rng, now, studio, reporter, staff, numbers, sessions) -> dict:
-    """One issue with a timeline that agrees with its state."""
-    category = rng.choice(list(PROBLEMS))
-    title = rng.choice(PROBLEMS[category])
+    """One issue whose timeline and fields come from walking it through the workflow table."""
+    category = rng.choice(list(TITLES))
+    title = rng.choice(TITLES[category])
     description = f"{studio.name.removesuffix('委员工作室')}{title}。{rng.choice(DETAILS)}"
     created = now - dt.timedelta(days=rng.uniform(0, 365), minutes=rng.randrange(1440))
     status = rng.choices([s for s, _ in STATUS_MIX], [w for _, w in STATUS_MIX])[0]
     member = rng.choice(staff) if staff else None
     number = numbers.take(created)
+    settings = settings_or_default()
     doc = {
         "_id": ObjectId(), "number": number, "title": title, "description": description, "category": category,
         "studio_id": studio.id, "region_code": studio.region_code, "township_code": studio.region_path[1],
-        "district_code": studio.region_path[0], "region_path": list(studio.region_path), "level": "grassroots",
+        "district_code": studio.region_path[0], "region_path": list(studio.region_path),
         "reporter_id": reporter["_id"], "reporter_name": reporter["display_name"], "anonymous": rng.random() < 0.2,
-        "contact_phone": reporter.get("phone"), "address": "", "attachments": [], "supervised": rng.random() < 0.05,
-        "supporters_count": int(rng.expovariate(0.4)), "moderation": "pass", "reopened_count": 0,
-        "escalated_count": 0, "visits_count": 0, "version": 1, "created_at": created,
+        "contact_phone": reporter.get("phone"), "address": "", "attachments": [],
+        **submitted(created, category, _actor(reporter, "resident"), settings), "supervised": rng.random() < 0.05,
+        "supporters_count": int(rng.expovariate(0.4)), "moderation": "pass", "created_at": created,
         "search_terms": text.index_terms(title, description, number),
-        "timeline": [{"at": created, "actor": _actor(reporter, "resident"), "action": "submit", "from_status": None,
-                      "to_status": "submitted", "level": "grassroots"}],
     }
-    clock = created
+    _Path(rng, now, Walk(doc, category, settings), reporter, member).follow(status, studio, sessions)
+    return doc
 
-    def step(action, to_status, days, who=None, role="member", **extra):
-        nonlocal clock
-        clock = min(clock + dt.timedelta(days=days), now)
-        entry = {"at": clock, "actor": _actor(who, role) if who is not None else {"role": "system", "display_name": "系统"},
-                 "action": action, "from_status": doc["timeline"][-1]["to_status"], "to_status": to_status,
-                 "level": doc["level"], **extra}
-        doc["timeline"].append(entry)
-        doc["version"] += 1
-        return clock
 
-    if status == "withdrawn" and rng.random() < 0.5:  # withdrawn before any answer
-        doc["withdrawn_at"] = step("withdraw", "withdrawn", rng.uniform(0.1, 2), reporter, "resident")
-    elif status == "submitted":
-        pass
-    elif status == "rejected":
-        doc["first_response_at"] = step("reject", "rejected", rng.uniform(0.1, 4), member, note="不属于议事范围")
-    else:
-        doc["first_response_at"] = doc["accepted_at"] = step("accept", "accepted", rng.uniform(0.1, 4), member)
-        if rng.random() < 0.25:
-            doc["level"] = "township" if rng.random() < 0.8 else "district"
-            doc["escalated_count"] = 1 if doc["level"] == "township" else 2
-            step("escalate", "accepted", rng.uniform(1, 10), member, note="需上级协调")
+class _Path:
+    """The actions that bring a new issue to its drawn status; the clock never passes `now`."""
+
+    def __init__(self, rng, now, walk, reporter, member):
+        self.rng, self.now, self.walk, self.clock = rng, now, walk, walk.doc["created_at"]
+        self.resident = _actor(reporter, "resident")
+        self.member = _actor(member, "member") if member is not None else SYSTEM
+        self.member_user = member
+
+    def step(self, action, days, actor=SYSTEM, **params):
+        self.clock = min(self.clock + dt.timedelta(days=days), self.now)
+        return self.walk.act(self.clock, action, actor, **params)
+
+    def follow(self, status, studio, sessions):
+        rng = self.rng
+        if status == "withdrawn" and rng.random() < 0.5:  # withdrawn before any answer
+            self.step("withdraw", rng.uniform(0.1, 2), self.resident)
+        elif status == "rejected":
+            self.step("reject", rng.uniform(0.1, 4), self.member, note="不属于议事范围")
+        elif status != "submitted":
+            self.step("accept", rng.uniform(0.1, 4), self.member)
+            self.handle(status, studio, sessions)
+
+    def handle(self, status, studio, sessions):
+        rng, doc = self.rng, self.walk.doc
+        if rng.random() < 0.25:  # handed up: mostly to the township, sometimes on to the district
+            for _ in range(1 if rng.random() < 0.8 else 2):
+                self.step("escalate", rng.uniform(1, 10), self.member, note="需上级协调")
         if rng.random() < 0.3:
-            doc["visits_count"] = 1
-            doc["met_at"] = step("comment", "accepted", rng.uniform(0.5, 5), member, note="已上门走访", visit=True)
+            self.step("comment", rng.uniform(0.5, 5), self.member, note="已上门走访", visit=True)
         if status in ("scheduled", "consulted") or (status in ("in_progress", "resolved", "closed") and rng.random() < 0.1):
-            session = _session(rng, doc, studio, member, clock, minuted=status != "scheduled")
+            session = _session(rng, doc, studio, self.member_user, self.clock, minuted=status != "scheduled")
             sessions.append(session)
-            doc["consultation_id"] = session["_id"]
-            step("schedule", "scheduled", 0.5, None, consultation_id=session["_id"])
+            self.step("schedule", 0.5, consultation_id=session["_id"])
             if status != "scheduled":
                 doc["met_at"] = doc.get("met_at") or session["starts_at"]
-                step("consult", "consulted", 7, None, consultation_id=session["_id"], note="协商议定办理方案")
+                self.step("consult", 7, consultation_id=session["_id"], note="协商议定办理方案")
         if status in ("in_progress", "resolved", "closed"):
-            step("start", "in_progress", rng.uniform(1, 10), member)
+            self.step("start", rng.uniform(1, 10), self.member)
         if status in ("resolved", "closed"):
-            resolved_at = step("resolve", "resolved", rng.uniform(2, 40), member, note="已办结")
-            doc["resolution"] = {"summary": "已办结", "owner_unit": rng.choice(UNITS), "resolved_at": resolved_at, "evidence": []}
+            self.step("resolve", rng.uniform(2, 40), self.member, note="已办结", owner_unit=rng.choice(UNITS))
         if status == "closed":
             rating = rng.choices(["satisfied", "basically_satisfied", None], [70, 20, 10])[0]
             if rating:
-                at = step("feedback", "closed", rng.uniform(0.2, 6), reporter, "resident")
-                doc["feedback"] = {"rating": rating, "comment": None, "at": at}
+                self.step(f"rate_{rating}", rng.uniform(0.2, 6), self.resident)
             else:
-                at = step("close", "closed", 7.1, None, note="评价期内未评价，系统自动关闭")
-            doc["closed_at"] = at
+                self.step("close", 7.1, note="评价期内未评价，系统自动关闭")
         if status == "withdrawn":
-            doc["withdrawn_at"] = step("withdraw", "withdrawn", rng.uniform(1, 10), reporter, "resident")
-    doc["status"] = status
-    doc["on_board"] = status not in ("rejected", "withdrawn")
-    doc["updated_at"] = clock  # its last activity; seed_load resets the rollups, which rebuild from all
-    open_states = ("submitted", "accepted", "scheduled", "consulted", "in_progress")
-    if status in open_states:
-        days = 3 if status == "submitted" else {"grassroots": 15, "township": 20, "district": 30}[doc["level"]]
-        doc["due_at"] = clock + dt.timedelta(days=days)
-    return doc
+            self.step("withdraw", rng.uniform(1, 10), self.resident)
 
 
 def _session(rng, issue, studio, member, after, minuted: bool) -> dict:

@@ -1,11 +1,11 @@
 """Issues with a history, for the dashboard's demo and for the stats tests' random districts.
 
-`simulate` walks one issue through the workflow of issues/workflow.py with random delays and
-choices (answered in time or late, withdrawn, rejected, escalated, visited, resolved, rated,
-reopened, closed without a rating, supervised), setting the fields and the timeline as the
-issues service does; events after `now` do not happen yet. `seed_issues` inserts such issues at
+`simulate` walks one issue through the workflow table (issues/workflow.py, via walk.py) with random
+delays and choices (answered in time or late, withdrawn, rejected, escalated, visited, resolved, rated,
+reopened, closed without a rating, supervised), with the fields, deadlines and timeline the
+service would set; events after `now` do not happen yet. `seed_issues` inserts such issues at
 the studios of a region, back-dated over a period; `plan_issues` only builds them, so the demo
-district (yishitang/demo.py) can put its people on them before `insert_issues`. Nothing here runs
+district (devtools/demo.py) can put its people on them before `insert_issues`. Nothing here runs
 in production.
 """
 
@@ -16,9 +16,11 @@ import random
 
 from bson import ObjectId
 
+from ..issues import workflow
 from ..issues.models import CATEGORIES, Issue
 from ..studios.models import Studio
 from ..users.models import User
+from .walk import Walk, settings_or_default, submitted
 
 DAY = dt.timedelta(days=1)
 
@@ -40,97 +42,17 @@ def _hours(rng: random.Random, low: float, high: float) -> dt.timedelta:
     return dt.timedelta(hours=rng.uniform(low, high))
 
 
-def simulate(rng: random.Random, created: dt.datetime, now: dt.datetime, category: str,
-             response_days: int = 3, handling_days: dict | None = None) -> dict:
+DEMO_ACTOR = {"role": "system", "display_name": "演示"}  # the demo district puts its people on them later
+
+
+def simulate(rng: random.Random, created: dt.datetime, now: dt.datetime, category: str, settings=None) -> dict:
     """The stored fields of one issue raised at `created`, as they stand at `now`."""
-    handling = handling_days or {"grassroots": 15, "township": 20, "district": 30}
-    doc = {"status": "submitted", "level": "grassroots", "due_at": created + response_days * DAY,
-           "first_response_at": None, "accepted_at": None, "closed_at": None, "withdrawn_at": None,
-           "met_at": None, "feedback": None, "resolution": None, "escalated_count": 0, "supervised": False,
-           "reopened_count": 0, "visits_count": 0, "timeline": [], "updated_at": created}
-
-    def event(at, action, to_status=None, **extra):
-        if at > now:
-            raise _Later()
-        entry = {"at": at, "action": action, "from_status": doc["status"], "to_status": to_status or doc["status"],
-                 "level": doc["level"], "actor": {"role": "system", "display_name": "演示"}}
-        entry.update(extra)
-        doc["timeline"].append(entry)
-        doc["status"] = to_status or doc["status"]
-        doc["updated_at"] = at
-
-    doc["timeline"].append({"at": created, "action": "submit", "from_status": None, "to_status": "submitted",
-                            "level": "grassroots", "actor": {"role": "resident", "display_name": "居民"}})
-    t = created
+    settings = settings_or_default(settings)
+    doc = {"first_response_at": None, "accepted_at": None, "closed_at": None, "withdrawn_at": None, "met_at": None,
+           "feedback": None, "resolution": None,
+           **submitted(created, category, {"role": "resident", "display_name": "居民"}, settings)}
     try:
-        roll = rng.random()
-        if roll < 0.06:  # withdrawn before any answer
-            t += _hours(rng, 2, 60)
-            event(t, "withdraw", "withdrawn")
-            doc.update(withdrawn_at=t, due_at=None)
-            return doc
-        # answered within the deadline mostly, late sometimes
-        t += _hours(rng, 1, 60) if rng.random() < 0.8 else _hours(rng, 80, 200)
-        if roll < 0.13:
-            event(t, "reject", "rejected", note="不属于议事范围")
-            doc.update(first_response_at=t, due_at=None)
-            return doc
-        event(t, "accept", "accepted")
-        doc.update(accepted_at=t, first_response_at=t, due_at=t + handling["grassroots"] * DAY)
-        if rng.random() < 0.18:  # handed up to the township, sometimes on to the district
-            t += _hours(rng, 12, 120)
-            doc["level"] = "township"
-            event(t, "escalate")
-            doc["escalated_count"] += 1
-            doc["due_at"] = t + handling["township"] * DAY
-            if rng.random() < 0.3:
-                t += _hours(rng, 24, 200)
-                doc["level"] = "district"
-                event(t, "escalate")
-                doc["escalated_count"] += 1
-                doc["due_at"] = t + handling["district"] * DAY
-        if rng.random() < 0.7:  # a member went to see it
-            visit = t + _hours(rng, 4, 240)
-            event(visit, "comment", note="实地走访", visit=True)
-            doc["met_at"], doc["visits_count"], t = visit, 1, visit
-        if rng.random() < 0.12:
-            t += _hours(rng, 24, 400)
-            event(t, "supervise")
-            doc["supervised"] = True
-        if rng.random() < 0.04:
-            t += _hours(rng, 24, 240)
-            event(t, "withdraw", "withdrawn")
-            doc.update(withdrawn_at=t, due_at=None)
-            return doc
-        if rng.random() < 0.5:
-            t += _hours(rng, 12, 240)
-            event(t, "start", "in_progress")
-        for attempt in range(2):
-            t += _hours(rng, 24, 24 * (25 if attempt == 0 else 12))
-            event(t, "resolve", "resolved", note="已协调解决")
-            doc.update(due_at=None, feedback=None, resolution={"summary": "已协调解决", "resolved_at": t})
-            verdict = rng.random()
-            if verdict < 0.12:  # no rating: a coordinator closes it once the window has passed
-                t += _hours(rng, 24 * 7.5, 24 * 14)
-                event(t, "close", "closed")
-                doc["closed_at"] = t
-                return doc
-            t += _hours(rng, 2, 24 * 6)
-            if verdict < 0.82 or attempt == 1:
-                rating = "satisfied" if rng.random() < 0.7 else "basically_satisfied"
-                if verdict > 0.95 and attempt == 1:
-                    rating = "unsatisfied"
-                if rating == "unsatisfied":
-                    event(t, "feedback", "in_progress")
-                    doc.update(feedback={"rating": rating, "at": t}, due_at=t + handling[doc["level"]] * DAY)
-                    doc["reopened_count"] += 1
-                    return doc
-                event(t, "feedback", "closed")
-                doc.update(feedback={"rating": rating, "at": t}, closed_at=t)
-                return doc
-            event(t, "feedback", "in_progress")  # unsatisfied: reopened, handled again
-            doc.update(feedback={"rating": "unsatisfied", "at": t}, due_at=t + handling[doc["level"]] * DAY)
-            doc["reopened_count"] += 1
+        _History(rng, Walk(doc, category, settings), created, now).run()
     except _Later:
         pass
     return doc
@@ -138,6 +60,65 @@ def simulate(rng: random.Random, created: dt.datetime, now: dt.datetime, categor
 
 class _Later(Exception):
     """The next event lies after `now`: the issue stands where it is."""
+
+
+class _History:
+    """The random path of one issue through the workflow; each action waits a random while."""
+
+    def __init__(self, rng: random.Random, walk: Walk, created: dt.datetime, now: dt.datetime):
+        self.rng, self.walk, self.t, self.now = rng, walk, created, now
+
+    def wait(self, low: float, high: float) -> None:
+        self.t += _hours(self.rng, low, high)
+
+    def act(self, action: str, **params) -> None:
+        if self.t > self.now:
+            raise _Later()
+        self.walk.act(self.t, action, DEMO_ACTOR, **params)
+
+    def step(self, low: float, high: float, action: str, **params) -> None:
+        self.wait(low, high)
+        self.act(action, **params)
+
+    def run(self) -> None:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.06:  # withdrawn before any answer
+            return self.step(2, 60, "withdraw")
+        # answered within the deadline mostly, late sometimes
+        self.wait(*((1, 60) if rng.random() < 0.8 else (80, 200)))
+        if roll < 0.13:
+            return self.act("reject", note="不属于议事范围")
+        self.act("accept")
+        if rng.random() < 0.18:  # handed up to the township, sometimes on to the district
+            self.step(12, 120, "escalate")
+            if rng.random() < 0.3:
+                self.step(24, 200, "escalate")
+        if rng.random() < 0.7:  # a member went to see it
+            self.step(4, 240, "comment", note="实地走访", visit=True)
+        if rng.random() < 0.12:
+            self.step(24, 400, "supervise")
+        if rng.random() < 0.04:
+            return self.step(24, 240, "withdraw")
+        if rng.random() < 0.5:
+            self.step(12, 240, "start")
+        self.resolutions()
+
+    def resolutions(self) -> None:
+        """Resolved, then rated, reopened once at most, or closed unrated after the window."""
+        rng = self.rng
+        for attempt in range(2):
+            self.step(24, 24 * (25 if attempt == 0 else 12), "resolve", note="已协调解决")
+            verdict = rng.random()
+            if verdict < 0.12:  # no rating: a coordinator closes it once the window has passed
+                return self.step(24 * 7.5, 24 * 14, "close")
+            self.wait(2, 24 * 6)
+            if verdict < 0.82 or attempt == 1:
+                rating = "satisfied" if rng.random() < 0.7 else "basically_satisfied"
+                if verdict > 0.95 and attempt == 1:
+                    rating = "unsatisfied"
+                return self.act(f"rate_{rating}")
+            self.act("rate_unsatisfied")  # reopened, handled again
 
 
 def seed_issues(count: int, *, region_code: str, start: dt.datetime, end: dt.datetime, now: dt.datetime,
@@ -158,38 +139,26 @@ def plan_issues(count: int, *, region_code: str, start: dt.datetime, end: dt.dat
         raise ValueError(f"no studios under {region_code}")
     weights = [rng.uniform(0.3, 3) for _ in studios]  # some studios are busier than others
     reporters = [u.id for u in User.objects(roles="resident").only("id")] or [ObjectId()]
-    response_days, handling = deadlines(settings)
+    settings = settings_or_default(settings)
     docs, span = [], (end - start).total_seconds()
     year_counters: dict[int, int] = {}
     for n in range(count + duplicates):
         studio = rng.choices(studios, weights)[0]
         category = rng.choices(CATEGORIES, CATEGORY_WEIGHTS)[0]
         created = start + dt.timedelta(seconds=rng.uniform(0, span))
-        fields = simulate(rng, created, now, category, response_days, handling)
+        fields = simulate(rng, created, now, category, settings)
         if n >= count:  # a duplicate of an earlier issue of the same studio, marked soon after
             originals = [d for d in docs if d["studio_id"] == studio.id and d["created_at"] < created]
             if originals:
                 at = min(created + _hours(rng, 1, 30), now)
-                fields = simulate(rng, created, created, category, response_days, handling)
-                fields["timeline"].append({"at": at, "action": "duplicate", "from_status": "submitted",
-                                           "to_status": "closed", "level": "grassroots",
-                                           "actor": {"role": "system", "display_name": "演示"}})
-                fields.update(duplicate_of=rng.choice(originals)["_id"], status="closed", closed_at=at,
-                              due_at=None, updated_at=at)
+                fields = simulate(rng, created, created, category, settings)
+                Walk(fields, category, settings).act(at, "duplicate", DEMO_ACTOR,
+                                                     duplicate_of=rng.choice(originals)["_id"])
         year = created.year
         year_counters[year] = year_counters.get(year, 0) + 1
         docs.append(issue_doc(rng, studio, category, created, fields, f"DEMO-{year}-{year_counters[year]:06d}",
                               reporters))
     return docs
-
-
-def deadlines(settings) -> tuple[int, dict | None]:
-    """The response days and the handling days per tier that `simulate` takes, from the settings."""
-    if settings is None:
-        return 3, None
-    return settings.response_deadline_days, {"grassroots": settings.handling_days_grassroots,
-                                             "township": settings.handling_days_township,
-                                             "district": settings.handling_days_district}
 
 
 def issue_doc(rng: random.Random, studio: Studio, category: str, created: dt.datetime, fields: dict, number: str,
@@ -210,7 +179,7 @@ def issue_doc(rng: random.Random, studio: Studio, category: str, created: dt.dat
 def insert_issues(docs: list[dict]) -> list[ObjectId]:
     """Derive `on_board` and `version` as the service does, check each against the model, insert all."""
     for doc in docs:
-        doc["on_board"] = doc["status"] not in ("rejected", "withdrawn") and doc["duplicate_of"] is None
+        doc["on_board"] = workflow.on_board(doc["status"], doc["moderation"], doc["duplicate_of"])
         doc["version"] = len(doc["timeline"])
         Issue._from_son(doc).validate()
     if docs:
