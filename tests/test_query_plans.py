@@ -9,6 +9,8 @@ import datetime as dt
 from bson import ObjectId
 from pymongo import monitoring
 
+from tests.factories import SHED
+
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
