@@ -44,6 +44,10 @@ VALUE_LIMITS = {
     "car_number": 8,
 }
 TEXT_SCENES = (1, 2, 3, 4)
+FORCED_REFRESHES_PER_DAY = 20  # stable_token with force_refresh: beyond this, 45009 (the fake's "day" is until reset)
+# Where each call reads its input, as WeChat does: the access token only ever from the query string.
+QUERY_INPUT = {"/sns/jscode2session", "/cgi-bin/token"}
+BODY_INPUT = {"/cgi-bin/stable_token"}
 DEMO_LOGIN = re.compile(r"^demo:([^:]+):[^:]+$")
 DEMO_PHONE = re.compile(r"^demo-phone:(\d{11}):[^:]+$")
 
@@ -98,6 +102,7 @@ class FakeWeChat:
             self._used_demo_codes: set[str] = set()
             self._tokens: dict[str, float] = {}  # token -> expiry (epoch seconds); absent = invalid
             self._stable_token: str | None = None
+            self._forced_refreshes = 0
             self._grants: dict[tuple[str, str], int] = {}
             self._failures: dict[str, list] = {}
             self._verdicts: dict[str, tuple[str, int]] = {}
@@ -177,11 +182,11 @@ class FakeWeChat:
         """Record the call, apply an injected failure, else run the endpoint's own logic."""
 
         def view():
-            params = request.args.to_dict()
+            query = request.args.to_dict()
             body = request.get_json(silent=True) if request.method == "POST" else {}
-            params.update(body if isinstance(body, dict) else {})
+            params = _input(path, query, body if isinstance(body, dict) else {})
             with self._lock:
-                self.calls.append((path, params))
+                self.calls.append((path, {**query, **(body if isinstance(body, dict) else {})}))
                 queued = self._failures.get(path)
                 failure = queued.pop(0) if queued else None
             if failure == "timeout":
@@ -199,6 +204,8 @@ class FakeWeChat:
     # -- WeChat endpoints: each gets the merged query and JSON body, returns the answer ------
 
     def _jscode2session(self, params):
+        if params.get("grant_type") != "authorization_code":
+            return _body(40002, "invalid grant_type")
         if params.get("appid") != self.appid:
             return _body(40013, "invalid appid")
         if params.get("secret") != self.secret:
@@ -220,6 +227,10 @@ class FakeWeChat:
         if refused:
             return refused
         current = self._stable_token
+        if params.get("force_refresh") is True:
+            if self._forced_refreshes >= FORCED_REFRESHES_PER_DAY:
+                return _body(45009, "reach max api daily quota limit")
+            self._forced_refreshes += 1
         if params.get("force_refresh") is True or not self._is_valid(current):
             self._tokens.pop(current, None)
             current = self._stable_token = self._new_token()
@@ -350,6 +361,19 @@ class FakeWeChat:
             return False
         self._used_demo_codes.add(code)
         return True
+
+
+def _input(path: str, query: dict, body: dict) -> dict:
+    """What the endpoint reads: the query string for GET calls, the JSON body for stable_token, else the
+    JSON body and the access token from the query string (one sent in the body is not seen: 41001)."""
+    if path in QUERY_INPUT:
+        return dict(query)
+    if path in BODY_INPUT:
+        return dict(body)
+    params = {k: v for k, v in body.items() if k != "access_token"}
+    if "access_token" in query:
+        params["access_token"] = query["access_token"]
+    return params
 
 
 def _value_problem(key: str, value) -> str | None:
