@@ -462,6 +462,19 @@ def test_a_write_failing_half_way_leaves_nothing_half_done(here, change, kind):
     once(before, state())
 
 
+def test_the_first_two_requests_of_a_window_racing_on_its_counter_both_count(failpoint, client):
+    """The counter's upsert loses a race to insert the window's document (a duplicate key, as when two
+    first requests arrive together): the request counts again instead of failing."""
+    from yishitang import db as dbmod
+
+    # 11001: a duplicate key the driver raises as DuplicateKeyError (11000 needs the key's details)
+    failpoint.client.admin.command({"configureFailPoint": "failCommand", "mode": {"times": 1},
+                                    "data": {"failCommands": ["update"], "errorCode": 11001}})
+    refused = client.post("/api/v1/auth/password-login", json={"username": "nobody", "password": "wrong-pass-1"})
+    assert_error(refused, 401, "invalid_credentials")
+    assert [c["count"] for c in dbmod.database().rate_limits.find()] == [1]
+
+
 # --- 3. WeChat slow or down -----------------------------------------------------------------------------------
 
 LOGIN, SEND, CHECK = "/sns/jscode2session", "/cgi-bin/message/subscribe/send", "/wxa/msg_sec_check"
@@ -485,6 +498,7 @@ def test_wechat_slow_or_down_at_login_is_a_clear_503_and_the_code_still_works(cl
     started = time.monotonic()
     response = client.post("/api/v1/auth/wechat-login", json={"code": code})
     assert time.monotonic() - started < HANG_S
+    assert len([c for c in quick_wechat.calls if c[0] == LOGIN]) == 3  # three attempts, then it gave up
     body = assert_error(response, 503, "wechat_unavailable")
     assert body["message"] == "微信服务暂时不可用，请稍后重试" and response.headers["Retry-After"] == "5"
     assert db.users.count_documents({}) == 0
