@@ -43,10 +43,11 @@ bench: $(VENV)/.installed-dev
 GUARDS := 'yishitang.ratelimit.x_hit*' 'yishitang.ratelimit.x__increment*' 'yishitang.scheduler.x_run_once*' \
           'yishitang.idempotency.x__claimed*' 'yishitang.auth.x_decode_access_token*' 'yishitang.auth.x_covers*' \
           'yishitang.users.tokens.x_rotate*' 'yishitang.users.tokens.x_load_user*' \
-          'yishitang.issues.service.x_transition*' 'yishitang.issues.service.x_capacities*' \
-          'yishitang.issues.service.x_can_view*' 'yishitang.issues.service.x__coordinator_covers*' \
-          'yishitang.issues.service.x__member_of_studio*' \
-          'yishitang.consultations.service.x__book*' 'yishitang.consultations.service.x_check_in*'
+          'yishitang.issues.transitions.x_transition*' 'yishitang.issues.transitions.x__store*' \
+          'yishitang.issues.access.x_of*' 'yishitang.issues.access.x_capacities*' \
+          'yishitang.issues.access.x_coordinator_covers*' 'yishitang.issues.access.x_member_of_studio*' \
+          'yishitang.issues.access.x_can_view_issue_id*' 'yishitang.consultations.access.x_can_manage*' \
+          'yishitang.consultations.service.x__book*' 'yishitang.consultations.checkin.x_check_in*'
 MUTANTS ?= $(GUARDS)
 mutate: $(VENV)/.installed-dev $(VENV)/.installed-mutate
 	rm -rf mutants

@@ -352,7 +352,7 @@ def in_future(days):
 
 def request_for(app, fake_wechat, world, method, rule, case, role):
     """(url, keyword arguments for client.open) of the row's request as `role`."""
-    from yishitang.consultations import service as consultations
+    from yishitang.consultations import checkin
     from yishitang.users import tokens
 
     ids, people = world.ids, world.people
@@ -414,7 +414,7 @@ def request_for(app, fake_wechat, world, method, rule, case, role):
         kwargs["json"] = {"reason": "天气原因"}
     elif key == ("POST", "/api/v1/consultations/<consultation_id>/checkins"):
         with app.test_request_context():
-            kwargs["json"] = {"code": consultations.checkin_code(ids[obj], people["admin"])["code"]}
+            kwargs["json"] = {"code": checkin.checkin_code(ids[obj], people["admin"])["code"]}
     elif key == ("PUT", "/api/v1/consultations/<consultation_id>/minutes"):
         kwargs["json"] = {"summary": "大家讨论了楼道与路灯问题。", "outcomes": []}
     elif key == ("POST", "/api/v1/integrations"):

@@ -208,11 +208,11 @@ def test_checkin_errors_each_change_nothing(app, client, login, people, make_use
     assert_error(client.post(url, json={"code": "rubbish"}, headers=login(resident)), 422, "invalid_checkin_code")
     other_code = code_for(client, login, people["member"], other)["code"]  # a real code, of another session
     assert_error(client.post(url, json={"code": other_code}, headers=login(resident)), 422, "invalid_checkin_code")
-    from yishitang.consultations import service
+    from yishitang.consultations import checkin
 
     with app.test_request_context():
-        stale = service.checkin_code(session["id"], people["member"], now=utcnow() - dt.timedelta(minutes=6))["code"]
-        fresh_a_minute_ago = service.checkin_code(session["id"], people["member"],
+        stale = checkin.checkin_code(session["id"], people["member"], now=utcnow() - dt.timedelta(minutes=6))["code"]
+        fresh_a_minute_ago = checkin.checkin_code(session["id"], people["member"],
                                                   now=utcnow() - dt.timedelta(minutes=1))["code"]
     assert_error(client.post(url, json={"code": stale}, headers=login(resident)), 422, "checkin_code_expired")
     assert_error(client.post(url, json={}, headers=login(resident)), 422, "validation_failed")
@@ -281,6 +281,26 @@ def test_a_cancelled_session_takes_no_sign_in(client, login, people, schedule, o
                  409, "consultation_cancelled")
     assert_error(client.get(f"{URL}/{session['id']}/checkin-code", headers=login(people["member"])), 409,
                  "consultation_cancelled")
+
+
+@pytest.mark.parametrize("status", ["planned", "held", "minuted", "cancelled"])
+def test_edit_and_cancel_follow_the_state_table(client, login, people, schedule, db, status):
+    """What the server allows from each state is what `workflow.allowed_actions` says a client may offer."""
+    from yishitang.consultations import workflow
+
+    session = schedule()
+    db.consultations.update_one({"_id": ObjectId(session["id"])}, {"$set": {"status": status}})
+    offered = workflow.allowed_actions(status, frozenset({workflow.MANAGER, workflow.COVERER, workflow.VIEWER}))
+    headers = login(people["member"])
+    edited = client.patch(f"{URL}/{session['id']}", json={"topic": "改期后的议题"}, headers=headers)
+    cancelled = client.post(f"{URL}/{session['id']}/cancel", json={}, headers=headers)
+    for action, response, refusal in (("edit", edited, "consultation_not_editable"),
+                                      ("cancel", cancelled, "consultation_not_cancellable")):
+        if action in offered:
+            assert response.status_code == 200, response.get_json()
+        else:
+            assert_error(response, 409, refusal)
+    assert ("edit" in offered) == ("cancel" in offered) == (status == "planned")
 
 
 # --- minutes ---------------------------------------------------------------------------------------
@@ -596,7 +616,7 @@ def test_who_sees_which_sessions(client, login, people, make_user, district, sch
 
 
 def test_every_list_query_uses_an_index(app, people, district, schedule):
-    from yishitang.consultations import service
+    from yishitang.consultations import queries as session_queries
 
     schedule()
     start = utcnow()
@@ -607,7 +627,7 @@ def test_every_list_query_uses_an_index(app, people, district, schedule):
         dict(user=people["member"], start=start, end=start + dt.timedelta(days=3), order="asc"),
     ]
     for query in queries:
-        plan = service.search(**query).explain()["queryPlanner"]["winningPlan"]
+        plan = session_queries.search(**query).explain()["queryPlanner"]["winningPlan"]
         assert "COLLSCAN" not in str(plan), (query, plan)
 
 

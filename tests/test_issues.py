@@ -145,7 +145,7 @@ def test_escalation_climbs_the_tiers_and_the_staff_change(client, login, people,
 def issue_in(app, people, make_issue):
     """An issue raised (make_issue), then put into a given state through the service (the stories above
     go through HTTP)."""
-    from yishitang.issues import service
+    from yishitang.issues import access, service
     from yishitang.issues.models import Issue
 
     paths = {
@@ -158,7 +158,7 @@ def issue_in(app, people, make_issue):
     def make(status):
         raised = make_issue(people["resident"])
         with app.test_request_context():
-            issue = service.load(raised["id"])
+            issue = access.load(raised["id"])
             for action in paths[status]:
                 system = action in ("schedule", "consult")  # consultation sessions do these
                 actor = people["resident"] if action in ("withdraw", "rate_satisfied") else people["member"]
@@ -437,7 +437,7 @@ def test_chinese_text_search(client, login, people, make_issue):
 
 
 def test_every_list_query_uses_an_index(app, people, make_issue, district):
-    from yishitang.issues import service
+    from yishitang.issues import queries as issue_queries
 
     make_issue(people["resident"])
     queries = [
@@ -450,7 +450,7 @@ def test_every_list_query_uses_an_index(app, people, make_issue, district):
         dict(user=people["coordinator"], overdue=True, supervised=True, category="traffic"),
     ]
     for query in queries:
-        plan = service.search(**query).explain()["queryPlanner"]["winningPlan"]
+        plan = issue_queries.search(**query).explain()["queryPlanner"]["winningPlan"]
         assert "COLLSCAN" not in str(plan), (query, plan)
 
 

@@ -22,12 +22,12 @@ UTC = dt.timezone.utc
 @pytest.fixture
 def issue_at(app, people, make_issue):
     """An issue raised by the resident (make_issue) and taken through `actions` by the member, via the service."""
-    from yishitang.issues import service
+    from yishitang.issues import access, service
 
     def make(*actions, by="member", **overrides):
         raised = make_issue(people["resident"], **overrides)
         with app.test_request_context():
-            issue = service.load(raised["id"])
+            issue = access.load(raised["id"])
             for action in actions:
                 issue = service.transition(issue, action, people[by], note="办理说明")
         return issue

@@ -40,8 +40,8 @@ def assert_indexed(collection, query, sort=None, hint=None):
 
 
 def test_hot_queries_use_indexes(app, db, people, district, client, login):
-    from yishitang.issues import service as issues
     from yishitang.devtools.loadgen import seed_load
+    from yishitang.issues import queries as issues
 
     with app.app_context():
         seed_load(60, progress=False)
@@ -86,7 +86,7 @@ def test_hot_queries_use_indexes(app, db, people, district, client, login):
     assert_indexed(db.notifications, {"user_id": member.id, "read_at": None}, newest)
     assert_indexed(db.consultations, {"status": "planned", "starts_at": {"$gte": NOW, "$lt": NOW + dt.timedelta(days=1)}})
     # consultation lists, as each role asks for them
-    from yishitang.consultations import service as consultations
+    from yishitang.consultations import queries as consultations
 
     for user, filters in ((member, {}), (coordinator, {}), (people["resident"], {}), (people["admin"], {}),
                           (people["admin"], {"studio": str(studio)}), (people["admin"], {"region": "211104001"}),

@@ -554,7 +554,7 @@ def snapshot() -> dict:
     ("2024-02-01", "2024-02-29", ("2024-02", "2024-02"), []),
 ])
 def test_a_period_is_read_as_whole_months_and_the_days_at_its_ends(first, last, whole, edges):
-    from yishitang.stats.rollups import split
+    from yishitang.stats.periods import split
 
     assert split(dt.date.fromisoformat(first), dt.date.fromisoformat(last)) == (whole, edges)
 
@@ -569,7 +569,7 @@ def test_a_period_is_read_as_whole_months_and_the_days_at_its_ends(first, last, 
     ("2026-11-03", "2026-11-27", True, [("day", "2026-11-03", "2026-11-30")]),
 ])
 def test_a_period_is_read_in_the_fewest_cells(first, last, years, ranges):
-    from yishitang.stats.rollups import covering, periods
+    from yishitang.stats.periods import covering, periods
 
     got = periods(dt.date.fromisoformat(first), dt.date.fromisoformat(last), dt.date(2026, 11, 27), years=years)
     assert got == ranges

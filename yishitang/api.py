@@ -64,7 +64,40 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
 
+    def errors(self, descriptions: dict[int, str]):
+        """Document the error responses a route gives besides those every route has: {status: when}."""
+
+        def decorator(func):
+            for status, description in descriptions.items():
+                func = self.alt_response(status, response=DEFAULT_ERROR, description=description)(func)
+            return func
+
+        return decorator
+
+    def list_route(self, query_schema, item_schema, roles: tuple[str, ...] | None = None):
+        """A paginated list for `roles`: query arguments in, a page of `item_schema` items out."""
+
+        def decorator(func):
+            func = self.paginate()(func)
+            func = self.response(200, item_schema(many=True))(func)
+            func = self.arguments(query_schema, location="query")(func)
+            return self.login_required(roles=roles)(func)
+
+        return decorator
+
+
 DEFAULT_ERROR = "DEFAULT_ERROR"
+STALE = "If-Match names an older version"  # the 412 of a write that sends If-Match
+
+
+def etag(version: int) -> str:
+    """A resource's version as its ETag: what `expected_version` reads back from If-Match."""
+    return f'"{version}"'
+
+
+def with_etag(body: dict, version: int, status: int = 200):
+    """A response whose ETag carries the resource's version."""
+    return body, status, {"ETag": etag(version)}
 
 
 def expected_version():

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jwt
-from flask import current_app, g, request
+from flask import g, request
 
+from . import config
 from .errors import Forbidden, Unauthorized
 
 ALGORITHM = "HS256"
@@ -27,7 +28,7 @@ def set_user_loader(loader) -> None:
 
 
 def decode_access_token(token: str) -> dict:
-    settings = current_app.config["SETTINGS"]
+    settings = config.settings()
     try:
         claims = jwt.decode(
             token,

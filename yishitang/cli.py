@@ -34,7 +34,7 @@ def _database(settings: Settings):
     if settings.mongodb_uri:
         yield settings
         return
-    from .devtools.embedded import EmbeddedDatabase, EmbeddedDatabaseError
+    from .devtools import EmbeddedDatabase, EmbeddedDatabaseError
 
     path = settings.embedded_db_path
     click.echo(f"starting the embedded database (SecantusDB) in {path} ...", err=True)  # stdout: the output
@@ -88,7 +88,7 @@ def serve(host, port, with_scheduler, demo_issues):
     with contextlib.ExitStack() as stack:
         settings = stack.enter_context(_database(settings))
         if settings.demo and "WECHAT_API_BASE" not in os.environ:
-            from .devtools.fakewechat import FakeWeChat
+            from .devtools import FakeWeChat
 
             fake = FakeWeChat(appid=settings.wechat_appid or "wx-demo-appid",
                               secret=settings.wechat_secret or "wx-demo-secret", demo=True).start()
@@ -99,8 +99,7 @@ def serve(host, port, with_scheduler, demo_issues):
                                         wechat_secret=fake.secret, wechat_templates=templates)
         app = _app(settings)
         if settings.demo:
-            from .devtools.demo import DEMO_LOGINS, seed_demo
-            from .devtools.demo_issues import DEMO_ISSUES
+            from .devtools import DEMO_ISSUES, DEMO_LOGINS, seed_demo
 
             with app.app_context(), _reachable():
                 seed_demo(progress=True)
@@ -186,7 +185,7 @@ def scheduler(scale):
 
 def _seed_demo_issues(count: int) -> dict:
     """A year of demo issues when the database has none; says on stderr what it added and how fast."""
-    from .devtools.demo_issues import seed_demo_issues
+    from .devtools import seed_demo_issues
 
     if not count:
         return {"issues": 0, "neighbours": 0}
@@ -205,7 +204,7 @@ def seed_demo_command(issue_count):
     """Load the demo district (idempotent: a second run adds nothing)."""
     settings = _settings()
     with _database(settings) as settings, _reachable():
-        from .devtools.demo import seed_demo
+        from .devtools import seed_demo
 
         app = _app(settings)
         with app.app_context():
@@ -227,7 +226,7 @@ def seed_load(count, districts, seed):
     """Add a realistic load: residents and issues in every state, with timelines and sessions."""
     settings = _settings()
     with _database(settings) as settings, _reachable():
-        from .devtools.loadgen import seed_load as load
+        from .devtools import seed_load as load
 
         app = _app(settings)
         with app.app_context():

@@ -10,9 +10,16 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
+from flask import current_app
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the process must not start."""
+
+
+def settings() -> "Settings":
+    """The running app's settings (`create_app` stores them; every feature reads them here)."""
+    return current_app.config["SETTINGS"]
 
 
 def _env_bool(value: str) -> bool:

@@ -1,4 +1,9 @@
-"""Database connection, the base document and small helpers shared by every feature."""
+"""Database connection, the base document and small helpers shared by every feature.
+
+What a database does differently is decided here and nowhere else: feature code says what it
+wants ("the newest issues of this studio, on this index"), this module decides how (whether to
+name the index, no findAndModify on hot paths, what runs after a transaction commits).
+"""
 
 from __future__ import annotations
 
@@ -59,7 +64,8 @@ def ping() -> bool:
         return False
 
 
-def update_and_get(collection, query, update, key: dict, *, upsert=False, session=None) -> dict | None:
+def update_and_get(collection, query, update, key: dict, *, upsert=False, session=None,
+                   projection=None) -> dict | None:
     """What `find_one_and_update(..., return_document=AFTER)` answers, as `update_one` and then
     `find_one` by `key` (a filter naming the one document, e.g. its `_id`).
 
@@ -69,19 +75,76 @@ def update_and_get(collection, query, update, key: dict, *, upsert=False, sessio
     """
     result = update_by_id(collection, query, update, upsert=upsert, session=session)
     if result.upserted_id is not None:
-        return collection.find_one({"_id": result.upserted_id}, session=session)
+        return collection.find_one({"_id": result.upserted_id}, projection, session=session)
     if not result.matched_count:
         return None
-    return collection.find_one(key, session=session)
+    return collection.find_one(key, projection, session=session)
+
+
+def next_in_sequence(collection, name: str, *, session=None) -> int:
+    """The next number of a named counter (1, 2, ...), atomically: the one findAndModify left,
+    since a number must be unique (an update and a later read could hand two callers the same)."""
+    counter = collection.find_one_and_update({"_id": name}, {"$inc": {"seq": 1}}, upsert=True,
+                                             return_document=pymongo.ReturnDocument.AFTER, session=session)
+    return counter["seq"]
+
+
+def hint_for(query: dict, index: list[tuple[str, int]]) -> list[tuple[str, int]] | None:
+    """The index to name to the planner for `query`, or None to let the planner choose.
+
+    SecantusDB's planner takes an index only when it covers every predicate field, never for
+    `$all`, and not for an `$in` beside another predicate; there the index is named. Otherwise it
+    is not, because SecantusDB walks a named index whole where its planner walks only the
+    matching range. (MongoDB's planner does well either way.)
+    """
+    fields, operators = _predicates(query)
+    planner_finds_it = (not fields - {name for name, _ in index} and "$all" not in operators
+                        and ("$in" not in operators or len(fields) == 1))
+    return None if planner_finds_it else index
+
+
+def on_index(found, query: dict, index: list[tuple[str, int]]):
+    """A cursor or queryset for `query`, read along `index` (see `hint_for`)."""
+    hint = hint_for(query, index)
+    return found.hint(hint) if hint else found
+
+
+def _predicates(query: dict) -> tuple[set[str], set[str]]:
+    """The fields a query filters on and the operators it uses on them."""
+    fields, operators = set(), set()
+    for key, value in query.items():
+        if key in ("$and", "$or", "$nor"):
+            for part in value:
+                more_fields, more_operators = _predicates(part)
+                fields |= more_fields
+                operators |= more_operators
+        else:
+            fields.add(key)
+            if isinstance(value, dict):
+                operators |= {op for op in value if op.startswith("$")}
+    return fields, operators
+
+
+_after_commit: dict[int, list] = {}
+
+
+def after_commit(session, announce) -> None:
+    """Call `announce()` once the transaction of `session` has committed (never for an attempt
+    that aborted or is retried: people are told only what stays); at once without a session."""
+    if session is None:
+        announce()
+    else:
+        _after_commit[id(session)].append(announce)
 
 
 def update_by_id(collection, query: dict, update: dict, *, upsert=False, session=None):
     """`update_one` of the document `query["_id"]` names, conditional on the other fields of `query`.
 
-    The _id index is named as a hint: SecantusDB's planner takes an index only when it covers
-    every field of the filter, so `{_id, version, status}` would otherwise be planned as a scan.
+    The _id index is named when other fields are there too (`hint_for`): SecantusDB's planner
+    would plan `{_id, version, status}` as a scan. Unlike a hinted find, a hinted update does not
+    walk the index whole (4 ms either way at 20 000 issues).
     """
-    hint = [("_id", 1)] if "_id" in query else None
+    hint = hint_for(query, [("_id", 1)]) if "_id" in query else None
     return collection.update_one(query, update, upsert=upsert, session=session, hint=hint)
 
 
@@ -102,11 +165,16 @@ def run_in_transaction(write):
                 failpoints.reach("transaction.retry")  # tests see a guarded write meet another
                 time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))  # conflicting writers spread out
             session.start_transaction()
+            announcements = _after_commit[id(session)] = []
             try:
                 result = write(session)
                 _commit(session, deadline)
+                del _after_commit[id(session)]
+                for announce in announcements:
+                    announce()
                 return result
             except BaseException as exc:
+                _after_commit.pop(id(session), None)
                 if session.in_transaction:
                     session.abort_transaction()  # never raises; frees what the attempt holds
                 if not _transient(exc, "TransientTransactionError"):

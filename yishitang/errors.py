@@ -12,8 +12,10 @@ from http import HTTPStatus
 
 import mongoengine
 import pymongo.errors
-from flask import current_app, jsonify
+from flask import jsonify
 from werkzeug.exceptions import HTTPException
+
+from . import config
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +132,7 @@ def handle_database_error(exc: Exception):
         503,
         "database_unavailable",
         "数据库暂时不可用，请稍后重试",
-        headers={"Retry-After": current_app.config["SETTINGS"].retry_after_s},
+        headers={"Retry-After": config.settings().retry_after_s},
     )
 
 

@@ -137,3 +137,12 @@ def describe(blp):
         "description": "Same key from the same user within 24 h returns the first response and creates nothing.",
     }])
 
+
+def idempotent_route(blp):
+    """`idempotent`, with the header documented in the route's OpenAPI."""
+
+    def decorator(view):
+        return describe(blp)(idempotent(view))
+
+    return decorator
+

@@ -24,15 +24,19 @@ import os
 import time
 
 import prometheus_client
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.mmap_dict import MmapedDict
 
+from . import config
 from .config import ConfigError
 from .db import as_utc
 from .errors import DATABASE_ERRORS, Forbidden, Unauthorized
+from .issues.models import Issue
+from .issues.workflow import ACTIVE, OPEN
+from .notifications.models import Notification
 
 log = logging.getLogger(__name__)
 blp = Blueprint("metrics", __name__)
@@ -111,7 +115,7 @@ def _record(response):
 @blp.get("/metrics")
 def scrape():
     """Prometheus exposition of this process (or, under gunicorn, of all workers) and the gauges."""
-    check_access(current_app.config["SETTINGS"].metrics_token)
+    check_access(config.settings().metrics_token)
     registry = CollectorRegistry(auto_describe=False)
     path = multiprocess_dir()
     if path:
@@ -155,10 +159,6 @@ class DomainCollector:
     """Gauges counted at scrape time, each on an index that covers every field of its query."""
 
     def collect(self):
-        from .issues.models import Issue
-        from .issues.workflow import ACTIVE, OPEN
-        from .notifications.models import Notification
-
         now = dt.datetime.now(dt.timezone.utc)
         up = GaugeMetricFamily("yishitang_database_up", "1 when the database answered this scrape's queries")
         outbox = GaugeMetricFamily("yishitang_notifications_outbox",

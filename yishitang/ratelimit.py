@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from functools import wraps
 
 import mongoengine as me
-from flask import current_app, request
+from flask import request
 from pymongo.errors import DuplicateKeyError
 
+from . import config
 from .auth import current_user
 from .db import update_and_get, utcnow
 from .errors import RateLimited
@@ -82,7 +83,7 @@ def limited(name: str, per: str):
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            spec = current_app.config["SETTINGS"].rate_limits.get(name)
+            spec = config.settings().rate_limits.get(name)
             if spec:
                 caller = client_ip() if per == "ip" else str(current_user().id)
                 hit(Rule.parse(name, spec, per), caller)

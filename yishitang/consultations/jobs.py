@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import service
+from ..db import as_utc
+from .access import participants
+from .presenters import local_text, notify_about
 from .models import Consultation
 
 # (label, from, to): a session starting in (now + from, now + to] gets this reminder. The bands do
@@ -26,9 +28,9 @@ def send_reminders(now: dt.datetime) -> int:
                     for c in Consultation.objects(status=status, starts_at__gt=now + after, starts_at__lte=now + until)]
         for c in sessions:
             when = "1 小时" if label == "1h" else "24 小时"
-            queued += service.notify_about(
-                service.participants(c), "consultation_reminder", c, "民生议事堂即将召开",
-                f"「{c.topic}」将在 {when}内召开：{service.local_text(c.starts_at)}，{c.location}",
+            queued += notify_about(
+                participants(c), "consultation_reminder", c, "民生议事堂即将召开",
+                f"「{c.topic}」将在 {when}内召开：{local_text(c.starts_at)}，{c.location}",
                 template="reminder", now=now,
-                dedupe_key=f"reminder-{label}:{c.id}:{int(service.as_utc(c.starts_at).timestamp())}")
+                dedupe_key=f"reminder-{label}:{c.id}:{int(as_utc(c.starts_at).timestamp())}")
     return queued

@@ -1,11 +1,10 @@
 from flask import current_app
 from flask.views import MethodView
 
-from ..api import DEFAULT_ERROR, Blueprint, expected_version, paginate
+from ..api import DEFAULT_ERROR, STALE, Blueprint, etag, expected_version, paginate, with_etag
 from ..auth import ROLES, STAFF_ROLES, current_user
-from ..idempotency import describe as idempotency_header
-from ..idempotency import idempotent
-from . import service
+from ..idempotency import idempotent_route
+from . import access, checkin, minutes, presenters, queries, service
 from .schemas import (CancelSchema, CheckinCodeSchema, CheckinCreateSchema, CheckinResultSchema,
                       ConsultationCreateSchema, ConsultationPatchSchema, ConsultationQuerySchema, ConsultationSchema,
                       MinutesInSchema)
@@ -36,16 +35,14 @@ blp = Blueprint("consultations", __name__, url_prefix="/api/v1/consultations", d
 ERROR = DEFAULT_ERROR
 
 
-def with_etag(consultation, status=200):
-    return service.view(consultation, current_user()), status, {"ETag": service.etag(consultation)}
+def shown(consultation, status=200, seen=None):
+    """The session shaped for the caller (`seen`: what they may do with it, when already decided), with its ETag."""
+    return with_etag(presenters.view(consultation, current_user(), access=seen), consultation.version, status)
 
 
 @blp.route("")
 class Consultations(MethodView):
-    @blp.login_required(roles=ROLES)
-    @blp.arguments(ConsultationQuerySchema, location="query")
-    @blp.response(200, ConsultationSchema(many=True))
-    @blp.paginate()
+    @blp.list_route(ConsultationQuerySchema, ConsultationSchema, roles=ROLES)
     def get(self, args, pagination_parameters):
         """List sessions in the caller's reach, latest start first (`order=asc`: soonest first).
 
@@ -56,15 +53,13 @@ class Consultations(MethodView):
         `region` is any ancestor region of the studio. Sorted by (starts_at, id).
         """
         user = current_user()
-        return service.views(paginate(service.search(user, **args), pagination_parameters), user)
+        return presenters.views(paginate(queries.search(user, **args), pagination_parameters), user)
 
     @blp.login_required(roles=STAFF_ROLES)
-    @idempotency_header(blp)
-    @idempotent
+    @idempotent_route(blp)
     @blp.arguments(ConsultationCreateSchema)
     @blp.response(201, ConsultationSchema)
-    @blp.alt_response(409, response=ERROR, description="consultation_overlap, issue_not_schedulable")
-    @blp.alt_response(422, response=ERROR, description="validation_failed, time_in_past")
+    @blp.errors({409: "consultation_overlap, issue_not_schedulable", 422: "validation_failed, time_in_past"})
     def post(self, args):
         """Schedule a session at a studio; its linked issues move to `scheduled`.
 
@@ -74,7 +69,7 @@ class Consultations(MethodView):
         Host, members and invitees are notified (`consultation_scheduled`); reporters of the
         linked issues through their issue.
         """
-        return with_etag(service.create(current_user(), **args), 201)
+        return shown(service.create(current_user(), **args), 201)
 
 
 @blp.route("/<consultation_id>")
@@ -87,13 +82,13 @@ class ConsultationById(MethodView):
         Residents see no invitee list, no sign-in list and no earlier minutes; no phone numbers
         are shown to anyone here.
         """
-        return with_etag(service.get_visible(consultation_id, current_user()))
+        c, seen = access.get_visible(consultation_id, current_user())
+        return shown(c, seen=seen)
 
     @blp.login_required(roles=STAFF_ROLES)
     @blp.arguments(ConsultationPatchSchema)
     @blp.response(200, ConsultationSchema)
-    @blp.alt_response(409, response=ERROR, description="consultation_not_editable, consultation_overlap, issue_not_schedulable")
-    @blp.alt_response(412, response=ERROR, description="If-Match names an older version")
+    @blp.errors({409: "consultation_not_editable, consultation_overlap, issue_not_schedulable", 412: STALE})
     def patch(self, args, consultation_id):
         """Edit or reschedule a planned session (same people as scheduling).
 
@@ -101,20 +96,18 @@ class ConsultationById(MethodView):
         `accepted`. A change of topic, time, place or format tells everyone concerned
         (`consultation_changed`); people newly added are invited (`consultation_scheduled`).
         """
-        return with_etag(service.update(consultation_id, current_user(), expected_version=expected_version(), **args))
+        return shown(service.update(consultation_id, current_user(), expected_version=expected_version(), **args))
 
 
 @blp.route("/<consultation_id>/cancel", methods=["POST"])
 @blp.login_required(roles=STAFF_ROLES)
-@idempotency_header(blp)
-@idempotent
+@idempotent_route(blp)
 @blp.arguments(CancelSchema)
 @blp.response(200, ConsultationSchema)
-@blp.alt_response(409, response=ERROR, description="consultation_not_cancellable (held, minuted or cancelled)")
-@blp.alt_response(412, response=ERROR, description="If-Match names an older version")
+@blp.errors({409: "consultation_not_cancellable (held, minuted or cancelled)", 412: STALE})
 def cancel(args, consultation_id):
     """Cancel a planned session: linked issues go back to `accepted`, everyone concerned is told."""
-    return with_etag(service.cancel(consultation_id, current_user(), args["reason"], expected_version=expected_version()))
+    return shown(service.cancel(consultation_id, current_user(), args["reason"], expected_version=expected_version()))
 
 
 @blp.route("/<consultation_id>/checkin-code")
@@ -128,32 +121,31 @@ def checkin_code(consultation_id):
     admins; from 30 minutes before the start until the end. The code is an HMAC of the session
     and the minute, so a photo of it soon stops working.
     """
-    return service.checkin_code(consultation_id, current_user())
+    return checkin.checkin_code(consultation_id, current_user())
 
 
 @blp.route("/<consultation_id>/checkins", methods=["POST"])
 @blp.login_required(roles=ROLES)
-@idempotency_header(blp)
-@idempotent
+@idempotent_route(blp)
 @blp.arguments(CheckinCreateSchema)
 @blp.response(201, CheckinResultSchema)
-@blp.alt_response(409, response=ERROR, description="checkin_closed, already_checked_in, consultation_full, consultation_cancelled")
-@blp.alt_response(422, response=ERROR, description="invalid_checkin_code, checkin_code_expired")
+@blp.errors({409: "checkin_closed, already_checked_in, consultation_full, consultation_cancelled",
+             422: "invalid_checkin_code, checkin_code_expired"})
 def post_checkin(args, consultation_id):
     """Sign in to a session with the code shown there (once per person, within the capacity).
 
     Anyone who can see the session may sign in. The first sign-in marks it `held`.
     """
-    return service.check_in(consultation_id, current_user(), args["code"]), 201
+    return checkin.check_in(consultation_id, current_user(), args["code"]), 201
 
 
 @blp.route("/<consultation_id>/minutes", methods=["PUT"])
 @blp.login_required(roles=STAFF_ROLES)
 @blp.arguments(MinutesInSchema)
 @blp.response(200, ConsultationSchema)
-@blp.alt_response(409, response=ERROR, description="consultation_not_started, consultation_cancelled, outcome_locked, correction_window_closed")
-@blp.alt_response(412, response=ERROR, description="If-Match names an older version")
-@blp.alt_response(422, response=ERROR, description="outcome_issue_not_linked, outcome_missing, outcome_duplicate, validation_failed")
+@blp.errors({409: "consultation_not_started, consultation_cancelled, outcome_locked, correction_window_closed",
+             412: STALE,
+             422: "outcome_issue_not_linked, outcome_missing, outcome_duplicate, validation_failed"})
 def put_minutes(args, consultation_id):
     """Record the minutes: one outcome per linked issue; each issue moves to `consulted` or `resolved`.
 
@@ -164,7 +156,7 @@ def put_minutes(args, consultation_id):
     summary and decisions but not change what moved an issue (`resolved`, `owner_unit`,
     `due_at`: 409 `outcome_locked`), and moves no issue again.
     """
-    return with_etag(service.record_minutes(consultation_id, current_user(), expected_version=expected_version(), **args))
+    return shown(minutes.record_minutes(consultation_id, current_user(), expected_version=expected_version(), **args))
 
 
 @blp.route("/<consultation_id>.ics")
@@ -172,8 +164,8 @@ def put_minutes(args, consultation_id):
 @blp.response(200, content_type="text/calendar", description="an iCalendar (RFC 5545) VEVENT, times in UTC")
 def get_ics(consultation_id):
     """The session as an iCalendar event for phone calendars (`text/calendar`)."""
-    c = service.get_visible(consultation_id, current_user())
-    response = current_app.response_class(service.calendar_text(c), content_type="text/calendar; charset=utf-8")
+    c, _ = access.get_visible(consultation_id, current_user())
+    response = current_app.response_class(presenters.calendar_text(c), content_type="text/calendar; charset=utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="consultation-{c.id}.ics"'
-    response.headers["ETag"] = service.etag(c)
+    response.headers["ETag"] = etag(c.version)
     return response

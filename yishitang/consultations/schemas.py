@@ -2,12 +2,11 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
-from flask import current_app
 from marshmallow import validate
 from webargs.fields import DelimitedList
 
-from ..regions.schemas import CODE
-from ..users.schemas import OBJECT_ID
+from .. import config
+from ..fields import CODE, OBJECT_ID
 from .models import FORMATS, STATUSES
 
 TIME_ERRORS = {"invalid": "时间格式应为 ISO 8601，例如 2026-12-01T19:00:00+08:00",
@@ -34,7 +33,7 @@ class DayOrInstant(ma.fields.String):
         try:
             if len(text) == 10:
                 day = dt.date.fromisoformat(text)
-                return dt.datetime.combine(day, dt.time(), ZoneInfo(current_app.config["SETTINGS"].tz)).astimezone(dt.timezone.utc)
+                return dt.datetime.combine(day, dt.time(), ZoneInfo(config.settings().tz)).astimezone(dt.timezone.utc)
             moment = dt.datetime.fromisoformat(text)
         except ValueError:
             raise ma.ValidationError("应为日期（2026-12-01）或带时区的时间（2026-12-01T19:00:00+08:00）") from None

@@ -25,8 +25,8 @@ class Files(MethodView):
     @blp.login_required(roles=ROLES)
     @blp.arguments(UploadSchema, location="files")
     @blp.response(201, UploadedFileSchema)
-    @blp.alt_response(413, response=DEFAULT_ERROR, description="文件超过 10 MB（file_too_large）或请求体过大（payload_too_large）")
-    @blp.alt_response(415, response=DEFAULT_ERROR, description="不是 JPEG、PNG、WebP 或 MP4（unsupported_file_type）")
+    @blp.errors({413: "文件超过 10 MB（file_too_large）或请求体过大（payload_too_large）",
+                 415: "不是 JPEG、PNG、WebP 或 MP4（unsupported_file_type）"})
     def post(self, args):
         """Upload a photo or video (multipart field `file`) for an issue or its resolution evidence."""
         upload = args["file"]

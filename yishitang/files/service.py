@@ -18,6 +18,7 @@ import gridfs
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from .. import db
 from ..db import database, get_or_404, utcnow
 from ..errors import DomainError, InvalidInput, NotFound, PayloadTooLarge
 from .models import UploadedFile
@@ -157,17 +158,23 @@ def get(file_id) -> UploadedFile:
     return get_or_404(UploadedFile, file_id)
 
 
+_may_see_issue = None  # (user, issue_id) -> bool: registered by the issues feature
+
+
+def set_issue_visibility(rule) -> None:
+    """Issues build on files, not the other way: the issues feature tells files, at app creation,
+    who may see an issue (`rule(user, issue_id) -> bool`), as `auth.set_user_loader` does for users."""
+    global _may_see_issue
+    _may_see_issue = rule
+
+
 def can_read(user, upload: UploadedFile) -> bool:
     """The owner; otherwise whoever may see the issue the file is attached to."""
     if user is None:
         return False
     if upload.owner_id == user.id:
         return True
-    if upload.issue_id is None:
-        return False
-    from ..issues.service import can_view_issue_id  # issues builds on files, not the other way
-
-    return bool(can_view_issue_id(user, upload.issue_id))
+    return upload.issue_id is not None and bool(_may_see_issue(user, upload.issue_id))
 
 
 def get_readable(user, file_id) -> UploadedFile:
@@ -199,8 +206,13 @@ def personal_data(user) -> dict:
                         for u in UploadedFile.objects(owner_id=user.id)]}
 
 
-def forget(user) -> int:
-    """Uploads never attached to an issue go; photos of issues stay with the public record."""
+def forget(user, session=None) -> None:
+    """Uploads never attached to an issue go, once the rest of the erasure has committed (GridFS
+    bytes are not written in a transaction); photos of issues stay with the public record."""
+    db.after_commit(session, lambda: _remove_unattached(user))
+
+
+def _remove_unattached(user) -> int:
     removed = 0
     for upload in UploadedFile.objects(owner_id=user.id, issue_id=None):
         if UploadedFile._get_collection().delete_one({"_id": upload.id, "issue_id": None}).deleted_count:

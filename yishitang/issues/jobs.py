@@ -9,11 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from flask import current_app
-
-from .. import db
+from .. import config, db
 from ..errors import DomainError
-from . import notices, service
+from . import notices, transitions
 from .models import Issue
 from .workflow import OPEN
 
@@ -33,7 +31,7 @@ def check_deadlines(now: dt.datetime) -> dict:
         if issue.status in ESCALATE_FROM and issue.level != "district":
             try:
                 # Only the version read here: an issue that moved meanwhile is decided on the next run.
-                service.transition(issue, "escalate", None, system=True, note=SYSTEM_NOTE_ESCALATE, now=now,
+                transitions.transition(issue, "escalate", None, system=True, note=SYSTEM_NOTE_ESCALATE, now=now,
                                    expected_version=issue.version)
                 done["escalated"] += 1
             except DomainError as exc:  # it moved meanwhile; the next run sees its new state
@@ -52,14 +50,14 @@ def check_deadlines(now: dt.datetime) -> dict:
 
 def auto_close(now: dt.datetime) -> int:
     """Resolved issues the reporter did not rate within the feedback window are closed (no rating)."""
-    window = dt.timedelta(days=current_app.config["SETTINGS"].feedback_window_days)
+    window = dt.timedelta(days=config.settings().feedback_window_days)
     closed = 0
     due = Issue.objects(status="resolved", resolution__resolved_at__lte=now - window)  # one index range
     for issue in due:
         if issue.feedback is not None:  # rated meanwhile: the transition below would refuse anyway
             continue
         try:
-            service.transition(issue, "close", None, system=True, note=SYSTEM_NOTE_CLOSE, now=now)
+            transitions.transition(issue, "close", None, system=True, note=SYSTEM_NOTE_CLOSE, now=now)
             closed += 1
         except DomainError as exc:
             log.info("auto-close of %s skipped: %s", issue.number, exc.message)

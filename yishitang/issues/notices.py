@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 
+from .. import config
 from ..notifications.service import notify
-from ..users.models import User
+from ..users import service as users
 
 LEVEL_NAMES = {"grassroots": "村（社区）", "township": "镇（街道）", "district": "区"}
 
@@ -17,17 +17,14 @@ def _page(issue) -> str:
 
 
 def _time(at) -> str:
-    return at.astimezone(ZoneInfo(current_app.config["SETTINGS"].tz)).strftime("%Y-%m-%d %H:%M")
+    return at.astimezone(ZoneInfo(config.settings().tz)).strftime("%Y-%m-%d %H:%M")
 
 
 def responsible_staff(issue) -> list:
     """Ids of those who answer for the issue at its tier now."""
     if issue.level == "grassroots":
-        query = User.objects(studio_ids=issue.studio_id, roles="member", active=True)
-    else:
-        scope = issue.township_code if issue.level == "township" else issue.district_code
-        query = User.objects(scope_region_code=scope, roles="coordinator", active=True)
-    return [u.id for u in query.only("id")]
+        return users.active_member_ids(issue.studio_id)
+    return users.active_coordinator_ids(issue.township_code if issue.level == "township" else issue.district_code)
 
 
 def _to_reporter(issue, kind, title, body, status_name, note, at, template="issue_status"):

@@ -1,13 +1,12 @@
 from flask import request
 from flask.views import MethodView
 
-from ..api import Blueprint, expected_version, paginate
+from ..api import STALE, Blueprint, expected_version, paginate, with_etag
 from ..auth import ROLES, current_user, snapshot
 from ..db import Row
-from ..idempotency import describe as idempotency_header
-from ..idempotency import idempotent
+from ..idempotency import idempotent_route
 from ..ratelimit import limited
-from . import service
+from . import access, presenters, queries, service
 from .schemas import (ActionSchema, FeedbackCreateSchema, IssueCreateSchema, IssueQuerySchema, IssueSchema,
                       IssueSummarySchema,
                       SimilarIssueSchema, SimilarQuerySchema, SupportStateSchema)
@@ -15,16 +14,14 @@ from .schemas import (ActionSchema, FeedbackCreateSchema, IssueCreateSchema, Iss
 blp = Blueprint("issues", __name__, url_prefix="/api/v1/issues", description="民生议题：提出、受理、上报、办结、评价")
 
 
-def with_etag(issue, status=200):
-    return service.view(issue, current_user()), status, {"ETag": service.etag(issue)}
+def shown(issue, status=200, seen=None):
+    """The issue shaped for the caller (`seen`: what they are to it, when already decided), with its ETag."""
+    return with_etag(presenters.view(issue, current_user(), access=seen), issue.version, status)
 
 
 @blp.route("")
 class Issues(MethodView):
-    @blp.login_required(roles=ROLES)
-    @blp.arguments(IssueQuerySchema, location="query")
-    @blp.response(200, IssueSummarySchema(many=True))
-    @blp.paginate()
+    @blp.list_route(IssueQuerySchema, IssueSummarySchema, roles=ROLES)
     def get(self, args, pagination_parameters):
         """List issues in the caller's reach, newest first.
 
@@ -32,13 +29,12 @@ class Issues(MethodView):
         studios; coordinators: their scope; admins: all. `mine=1` lists one's own in any role.
         """
         user = current_user()
-        page = paginate(service.search(user, **args), pagination_parameters)
+        page = paginate(queries.search(user, **args), pagination_parameters)
         viewer = snapshot(user)
-        return [service.view(Row(issue), viewer, with_timeline=False) for issue in page]
+        return [presenters.view(Row(issue), viewer, with_timeline=False) for issue in page]
 
     @blp.login_required(roles=("resident",))
-    @idempotency_header(blp)
-    @idempotent
+    @idempotent_route(blp)
     @limited("issues", per="user")
     @blp.alt_response(429, response="DEFAULT_ERROR", description="too many issues raised (Retry-After)")
     @blp.arguments(IssueCreateSchema)
@@ -46,7 +42,7 @@ class Issues(MethodView):
     @blp.alt_response(422, response="DEFAULT_ERROR", description="validation_failed, content_risky")
     def post(self, args):
         """Raise an issue at a studio (resident); the text passes WeChat's content check first."""
-        return with_etag(service.create(current_user(), **args), 201)
+        return shown(service.create(current_user(), **args), 201)
 
 
 @blp.route("/similar")
@@ -57,8 +53,8 @@ class Issues(MethodView):
 def similar(args):
     """Open issues of the studio that look like the same problem: support one instead of filing again."""
     user = current_user()
-    return [{**service.view(issue, None, with_timeline=False), "similarity": score}
-            for issue, score in service.similar(user, args["studio"], args["title"])]
+    return [{**presenters.view(issue, None, with_timeline=False), "similarity": score}
+            for issue, score in queries.similar(user, args["studio"], args["title"])]
 
 
 @blp.route("/<issue_id>")
@@ -66,35 +62,33 @@ def similar(args):
 @blp.response(200, IssueSchema)
 def get_issue(issue_id):
     """One issue with its timeline, shaped for the caller; `ETag` carries its version."""
-    return with_etag(service.get_visible(issue_id, current_user()))
+    issue, seen = access.get_visible(issue_id, current_user())
+    return shown(issue, seen=seen)
 
 
 @blp.route("/<issue_id>/actions", methods=["POST"])
 @blp.login_required(roles=ROLES)
-@idempotency_header(blp)
-@idempotent
+@idempotent_route(blp)
 @blp.arguments(ActionSchema)
 @blp.response(200, IssueSchema)
-@blp.alt_response(409, response="DEFAULT_ERROR", description="invalid_transition and other state conflicts")
-@blp.alt_response(412, response="DEFAULT_ERROR", description="If-Match names an older version")
+@blp.errors({409: "invalid_transition and other state conflicts", 412: STALE})
 def post_action(args, issue_id):
     """Act on an issue: accept, reject, escalate, start, resolve, withdraw, supervise, comment, close, approve, duplicate."""
     action = args.pop("action")
     issue = service.act(issue_id, current_user(), action, expected_version=expected_version(), **args)
-    return with_etag(issue)
+    return shown(issue)
 
 
 @blp.route("/<issue_id>/feedback", methods=["POST"])
 @blp.login_required(roles=ROLES)
-@idempotency_header(blp)
-@idempotent
+@idempotent_route(blp)
 @blp.arguments(FeedbackCreateSchema)
 @blp.response(200, IssueSchema)
 def post_feedback(args, issue_id):
     """Rate a resolved issue (reporter): satisfied or basically satisfied closes it, unsatisfied reopens it."""
     issue = service.give_feedback(issue_id, current_user(), args["rating"], args.get("comment"),
                                   expected_version=expected_version())
-    return with_etag(issue)
+    return shown(issue)
 
 
 @blp.route("/<issue_id>/supports", methods=["POST", "DELETE"])

@@ -2,9 +2,7 @@ import marshmallow as ma
 from marshmallow import validate
 from webargs.fields import DelimitedList
 
-from ..regions.schemas import CODE
-from ..studios.schemas import LocationSchema
-from ..users.schemas import OBJECT_ID, PHONE
+from ..fields import CODE, OBJECT_ID, PHONE, LocationSchema
 from .models import CATEGORIES
 from .workflow import CLIENT_ACTIONS, LEVELS, RATINGS, STATUSES
 
@@ -24,7 +22,7 @@ class IssueCreateSchema(ma.Schema):
 
 
 class Shaped(ma.Schema):
-    """A response the service has already shaped into JSON types (`issues.service.view`): the
+    """A response the service has already shaped into JSON types (`issues.presenters.view`): the
     schema documents it in OpenAPI and is not run again (the fuzz tests check the two agree)."""
 
     def dump(self, obj, *, many=None):

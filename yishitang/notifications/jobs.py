@@ -11,8 +11,9 @@ import logging
 
 from flask import current_app
 
+from .. import config
 from ..db import update_and_get
-from ..users.models import User
+from ..users import service as users
 from ..wechat import WeChatError, WeChatUnavailable
 from .models import Notification
 
@@ -57,7 +58,7 @@ def _settle(item, now, state, error=None, retry_at=None):
 
 def send_outbox(now: dt.datetime, batch: int = 100) -> dict:
     """Send what is due; returns counts by outcome."""
-    settings = current_app.config["SETTINGS"]
+    settings = config.settings()
     client = current_app.extensions["wechat"]
     outcome: dict[str, int] = {}
     for candidate in list(_due(now, batch)):
@@ -71,12 +72,12 @@ def send_outbox(now: dt.datetime, batch: int = 100) -> dict:
 
 def _deliver(item, now, settings, client) -> str:
     template_id = settings.wechat_templates.get(item.get("template") or "")
-    user = User.objects(id=item["user_id"]).only("openid", "active").first()
-    if not template_id or user is None or not user.openid or not user.active:
+    openid = users.wechat_openid(item["user_id"])
+    if not template_id or openid is None:
         _settle(item, now, "skipped", "no template configured or no WeChat account")
         return "skipped"
     try:
-        client.send_subscribe_message(user.openid, template_id, item.get("data") or {}, page=item.get("page"))
+        client.send_subscribe_message(openid, template_id, item.get("data") or {}, page=item.get("page"))
     except WeChatUnavailable as exc:
         attempts = item["delivery"]["attempts"]
         if attempts >= MAX_ATTEMPTS:

@@ -11,7 +11,7 @@ from flask import current_app, request
 from flask.views import MethodView
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from .. import errors
+from .. import config, errors
 from ..api import Blueprint, paginate
 from ..auth import current_user
 from . import render, service
@@ -156,7 +156,7 @@ def georeport_error(exc):
     elif isinstance(exc, errors.DATABASE_ERRORS):
         log.warning("database unavailable: %s", exc)
         status, descriptions = 503, ["数据库暂时不可用，请稍后重试"]
-        headers = {"Retry-After": current_app.config["SETTINGS"].retry_after_s}
+        headers = {"Retry-After": config.settings().retry_after_s}
     else:
         log.exception("unhandled error")
         status, descriptions = 500, ["服务器内部错误，请稍后重试"]

@@ -5,8 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from zoneinfo import ZoneInfo
+
 import marshmallow as ma
 from marshmallow import validate
+
+from .. import config
 
 MAX_PAGE_SIZE = 1000
 
@@ -61,16 +65,12 @@ class W3DateTime(ma.fields.Field):
     without an offset the time is read in YISHITANG_TZ."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        from zoneinfo import ZoneInfo
-
-        from flask import current_app
-
         try:
             parsed = dt.datetime.fromisoformat(str(value).strip())
         except ValueError:
             raise ma.ValidationError("时间格式应为 W3C 日期时间，例如 2026-05-01T00:00:00+08:00") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=ZoneInfo(current_app.config["SETTINGS"].tz))
+            parsed = parsed.replace(tzinfo=ZoneInfo(config.settings().tz))
         return parsed.astimezone(dt.timezone.utc)
 
 

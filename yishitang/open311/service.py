@@ -1,6 +1,6 @@
 """Open311 GeoReport v2 over the issues: what outside tools may read, and filing with an api key.
 
-Everything read here goes through the public board's view of an issue (`issues.service.view`
+Everything read here goes through the public board's view of an issue (`issues.presenters.view`
 with no viewer), so an outside reader sees exactly what a neighbour sees and nothing more:
 no phone, no reporter's name, no issue held for review, no photo.
 """
@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
-from flask import current_app
 
+from .. import config
 from ..db import as_utc, get_or_404, utcnow
 from ..errors import Conflict, DomainError, Forbidden, NotFound
+from ..issues import presenters, queries, transitions
 from ..issues import service as issues
 from ..issues.models import CATEGORIES, CATEGORY_NAMES
 from ..ratelimit import Rule, client_ip, hit
@@ -40,9 +41,6 @@ class BadRequest(DomainError):
     status, error, message = 400, "bad_request", "请求有误"
 
 
-def _settings():
-    return current_app.config["SETTINGS"]
-
 
 def w3(value: dt.datetime | str | None) -> str | None:
     """The standard's date format (ISO 8601 with offset), in the deployment's time zone."""
@@ -50,7 +48,7 @@ def w3(value: dt.datetime | str | None) -> str | None:
         return None
     if isinstance(value, str):  # the issue views give times as ISO 8601 already
         value = dt.datetime.fromisoformat(value)
-    return as_utc(value).astimezone(ZoneInfo(_settings().tz)).isoformat(timespec="seconds")
+    return as_utc(value).astimezone(ZoneInfo(config.settings().tz)).isoformat(timespec="seconds")
 
 
 # --- integrations and their api keys -----------------------------------------------------------------
@@ -116,14 +114,14 @@ def authenticate(api_key: str | None) -> Integration:
 
 def count_filing(integration: Integration) -> None:
     """Requests filed per api key, shared by every process (429 beyond RATE_LIMIT_OPEN311)."""
-    spec = _settings().rate_limits.get("open311")
+    spec = config.settings().rate_limits.get("open311")
     if spec:
         hit(Rule.parse("open311", spec, "integration"), str(integration.id))
 
 
 def count_reading() -> None:
     """Public reads per client address (429 beyond RATE_LIMIT_OPEN311_READ)."""
-    spec = _settings().rate_limits.get("open311_read")
+    spec = config.settings().rate_limits.get("open311_read")
     if spec:
         hit(Rule.parse("open311_read", spec, "ip"), client_ip())
 
@@ -150,7 +148,7 @@ def _category(service_code: str) -> str:
 
 
 def discovery(endpoint_url: str) -> dict:
-    settings = _settings()
+    settings = config.settings()
     latest = studios.search().order_by("-updated_at").only("updated_at").first()
     changed = max(catalog.CATALOG_CHANGED, as_utc(latest.updated_at)) if latest else catalog.CATALOG_CHANGED
     changeset = changed.astimezone(ZoneInfo(settings.tz)).strftime("%Y-%m-%d %H:%M")
@@ -206,12 +204,12 @@ def find_requests(jurisdiction_id=None, service_request_id=None, service_code=No
     region = jurisdiction(jurisdiction_id)
     code = region.code if region else None
     if service_request_id:
-        found = issues.board_issues(region=code, numbers=service_request_id)
+        found = queries.board_issues(region=code, numbers=service_request_id)
     else:
         categories = [_category(c) for c in service_code or ()]
         start, end = date_range(start_date, end_date, now or utcnow())
         statuses = [s for name in status or () for s in catalog.INTERNAL_STATUSES[name]]
-        found = issues.board_issues(region=code, categories=categories, statuses=statuses,
+        found = queries.board_issues(region=code, categories=categories, statuses=statuses,
                                     created_from=start, created_to=end)
     return render_requests(list(found.skip((page - 1) * page_size).limit(page_size)))
 
@@ -219,7 +217,7 @@ def find_requests(jurisdiction_id=None, service_request_id=None, service_code=No
 def get_request(service_request_id: str, jurisdiction_id=None) -> list[dict]:
     """A one-element list; an issue that is not on the public board is as unknown as a wrong number."""
     region = jurisdiction(jurisdiction_id)
-    found = list(issues.board_issues(region=region.code if region else None, numbers=[service_request_id]))
+    found = list(queries.board_issues(region=region.code if region else None, numbers=[service_request_id]))
     if not found:
         raise NotFound(f"未找到 service_request_id：{service_request_id}", error="request_not_found")
     return render_requests(found)
@@ -227,7 +225,7 @@ def get_request(service_request_id: str, jurisdiction_id=None) -> list[dict]:
 
 def render_requests(found: list) -> list[dict]:
     agencies = _agencies(found)
-    return [_request(issues.view(issue, None), agencies[issue.id]) for issue in found]
+    return [_request(presenters.view(issue, None), agencies[issue.id]) for issue in found]
 
 
 def _agencies(found) -> dict:
@@ -244,7 +242,7 @@ def _request(public: dict, agency: str | None) -> dict:
     """One GeoReport request from the public board's view of an issue."""
     timeline = public["timeline"]
     notes = [entry["note"] for entry in timeline if entry["note"] and entry["actor"]["role"] != "resident"]
-    status_name = issues.STATUS_NAMES[public["status"]]
+    status_name = transitions.STATUS_NAMES[public["status"]]
     location = public["location"] or {}
     return {
         "service_request_id": public["number"],
@@ -313,7 +311,7 @@ def _studio_for(region, studio_id, location) -> Studio:
     if location is None:
         raise BadRequest("只提供 address_string 时，请用 attribute[studio] 指定委员工作室（取值见 services/<service_code>）",
                          error="studio_required")
-    limit_km = _settings().open311_nearest_studio_km
+    limit_km = config.settings().open311_nearest_studio_km
     nearest = studios.search(region=region.code if region else None, near=(location["lng"], location["lat"]),
                              active=True)
     if not nearest or nearest[0].distance_m > limit_km * 1000:
@@ -336,7 +334,7 @@ def _contact_name(integration, first_name, last_name, email) -> str:
 
 
 def _notice(issue, studio) -> str:
-    due = as_utc(issue.due_at).astimezone(ZoneInfo(_settings().tz)).strftime("%Y-%m-%d")
+    due = as_utc(issue.due_at).astimezone(ZoneInfo(config.settings().tz)).strftime("%Y-%m-%d")
     notice = f"已转交{studio.name}，委员将在 {due} 前受理或答复。"
     if issue.moderation == "review":
         notice = "内容需经人工审核后公开，审核前查询不到该请求。" + notice

@@ -4,6 +4,7 @@ import time
 
 from flask import Blueprint, current_app, jsonify, send_from_directory
 
+from .. import config
 from .. import db
 
 blp = Blueprint("ops", __name__)
@@ -22,7 +23,7 @@ def readyz():
     if not db.ping():
         response = jsonify(status="unavailable", database=False)
         response.status_code = 503
-        response.headers["Retry-After"] = str(current_app.config["SETTINGS"].retry_after_s)
+        response.headers["Retry-After"] = str(config.settings().retry_after_s)
         return response
     if current_app.extensions.get("indexes_pending"):
         db.ensure_indexes()

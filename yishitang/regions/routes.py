@@ -10,10 +10,7 @@ blp = Blueprint("regions", __name__, url_prefix="/api/v1/regions", description="
 
 @blp.route("")
 class Regions(MethodView):
-    @blp.login_required(roles=ROLES)
-    @blp.arguments(RegionQuerySchema, location="query")
-    @blp.response(200, RegionSchema(many=True))
-    @blp.paginate()
+    @blp.list_route(RegionQuerySchema, RegionSchema, roles=ROLES)
     def get(self, args, pagination_parameters):
         """List regions, by parent, subtree, kind or name; sorted by code."""
         return paginate(service.search(**args), pagination_parameters)

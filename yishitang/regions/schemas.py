@@ -1,9 +1,8 @@
 import marshmallow as ma
 from marshmallow import validate
 
+from ..fields import CODE
 from .models import KINDS
-
-CODE = validate.Regexp(r"^[0-9]{6,12}$", error="地区代码应为 6 到 12 位数字")
 
 
 class RegionSchema(ma.Schema):

@@ -10,8 +10,8 @@ import datetime as dt
 import logging
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 
+from .. import config
 from ..db import utcnow
 from . import cells as figures
 from . import rollups
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def refresh_rollups(now: dt.datetime) -> dict:
     """Recompute the cells of issues written since the watermark (all cells when the definitions
     changed or on the first run), then move the watermark to `now` minus the commit lag."""
-    settings = current_app.config["SETTINGS"]
+    settings = config.settings()
     tz, deadlines = ZoneInfo(settings.tz), rollups.deadlines(settings)
     fingerprint = rollups.fingerprint(settings)
     watermark = rollups.watermark_for(now)

@@ -1,7 +1,7 @@
 import marshmallow as ma
 from marshmallow import validate
 
-from ..regions.schemas import CODE
+from ..fields import CODE
 from .service import GROUPINGS, RATE_NAMES
 
 

@@ -7,8 +7,8 @@ from collections import defaultdict
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 
+from .. import config
 from ..auth import has_role, require_scope
 from ..db import as_utc, utcnow
 from ..errors import Forbidden, InvalidInput
@@ -17,16 +17,13 @@ from ..regions import service as regions
 from ..regions.models import Region
 from ..studios.models import Studio
 from . import cells as figures
-from . import rollups
+from . import periods, rollups
 
 GROUPINGS = ("township", "studio", "category", "month")
 GROUP_NAMES = {"township": "镇街", "studio": "委员工作室", "category": "类别", "month": "月份"}
 RATE_NAMES = tuple(figures.RATES)
 MAX_PERIOD_DAYS = 3660  # ten years: the month trend stays a readable length
 
-
-def _settings():
-    return current_app.config["SETTINGS"]
 
 
 def resolve_region(user, code: str | None) -> Region:
@@ -63,7 +60,7 @@ def default_grouping(region: Region) -> str:
 def overview(user, region: str | None = None, date_from: dt.date | None = None, date_to: dt.date | None = None,
              group_by: str | None = None, rank: str | None = None, now: dt.datetime | None = None) -> dict:
     """The figures of a region's issues created in a period, per group and in total."""
-    settings = _settings()
+    settings = config.settings()
     tz, deadlines = ZoneInfo(settings.tz), rollups.deadlines(settings)
     now = as_utc(now) if now else utcnow()
     area = resolve_region(user, region)
@@ -107,13 +104,13 @@ def _cells(area, group_by, date_from, date_to, start, end, tz, deadlines, now):
     issues and the region cells over those re-summed."""
     now_ms = figures.epoch_ms(now)
     current = rollups.state()
-    if current is None or current["fingerprint"] != rollups.fingerprint(_settings()):
+    if current is None or current["fingerprint"] != rollups.fingerprint(config.settings()):
         built = rollups.live(area.code, start, end, tz, deadlines)
         source = {"as_of": None, "cells": len(built), "recomputed_cells": len(built)}
         return [_settled(cell, now_ms) for cell in built.values()], source
-    scope = rollups.scope(area.code, area.tier, group_by)
+    scope = periods.scope(area.code, area.tier, group_by)
     # grouped by month, a year is read as its months
-    ranges = rollups.periods(date_from, date_to, now.astimezone(tz).date(),
+    ranges = periods.periods(date_from, date_to, now.astimezone(tz).date(),
                              years=scope[0] == "region" and group_by != "month")
     by_category = group_by == "category"
     found = rollups.stored(scope, ranges, by_category)
@@ -121,19 +118,19 @@ def _cells(area, group_by, date_from, date_to, start, end, tz, deadlines, now):
     touched = rollups.written_since(current["watermark"], tz, area.code, date_from.isoformat(), date_to.isoformat())
     fresh = rollups.recompute(touched, tz, deadlines)
     overrides = {("day", day, studio): cell for (day, studio), cell in fresh.items()
-                 if rollups.covering(ranges, day) == "day"}
-    months = {(day[:7], studio) for day, studio in fresh if rollups.covering(ranges, day) != "day"}
+                 if periods.covering(ranges, day) == "day"}
+    months = {(day[:7], studio) for day, studio in fresh if periods.covering(ranges, day) != "day"}
     overrides.update({("month", month, studio): cell for (month, studio), cell in rollups.resum(months, fresh).items()})
     if scope[0] == "studio":
         replaced = {rollups.cell_id(period, studio): cell for (_, period, studio), cell in overrides.items()}
     else:
         paths = rollups.studio_paths({studio for _, _, studio in overrides})
         targets = {(grain, period, code) for grain, period, studio in overrides
-                   if (code := rollups.scope_code(scope, paths.get(studio, []))) is not None}
+                   if (code := periods.scope_code(scope, paths.get(studio, []))) is not None}
         regions = rollups.resum_regions(targets, overrides)
         # months inside a whole year are read through their year cell
         in_years = {key: cell for key, cell in regions.items()
-                    if key.startswith("month:") and rollups.covering(ranges, key.split(":")[1]) == "year"}
+                    if key.startswith("month:") and periods.covering(ranges, key.split(":")[1]) == "year"}
         years = rollups.resum_years({(key.split(":")[1][:4], key.split(":")[2]) for key in in_years}, in_years)
         replaced = {key: cell for key, cell in regions.items() if key not in in_years} | years
     for key, cell in replaced.items():

@@ -30,10 +30,7 @@ def _one(studio) -> dict:
 
 @blp.route("")
 class Studios(MethodView):
-    @blp.login_required(roles=ROLES)
-    @blp.arguments(StudioQuerySchema, location="query")
-    @blp.response(200, StudioSchema(many=True))
-    @blp.paginate()
+    @blp.list_route(StudioQuerySchema, StudioSchema, roles=ROLES)
     def get(self, args, pagination_parameters):
         """List studios in a region subtree (by code), or nearest first with `near=lng,lat`."""
         return _views(list(paginate(service.search(**args), pagination_parameters)))

@@ -1,12 +1,7 @@
 import marshmallow as ma
 from marshmallow import validate
 
-from ..regions.schemas import CODE
-
-
-class LocationSchema(ma.Schema):
-    lng = ma.fields.Float(required=True, validate=validate.Range(-180, 180))
-    lat = ma.fields.Float(required=True, validate=validate.Range(-90, 90))
+from ..fields import CODE, LocationSchema
 
 
 class StudioSchema(ma.Schema):

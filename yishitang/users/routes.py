@@ -7,7 +7,7 @@ from ..ratelimit import limited
 from . import service
 from .schemas import (LogoutSchema, PersonalDataSchema, MePatchSchema, PasswordLoginSchema, RefreshSchema, StaffCreateSchema,
                       TokenSchema, UserPatchSchema, UserQuerySchema, UserSchema, WeChatLoginSchema)
-from . import personal_data, tokens
+from . import tokens
 
 auth_blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="登录与令牌")
 me_blp = Blueprint("me", __name__, url_prefix="/api/v1/me", description="当前用户")
@@ -23,8 +23,7 @@ def _signed_in(pair: dict) -> dict:
 @auth_blp.alt_response(429, response="DEFAULT_ERROR", description="too many logins from this address (Retry-After)")
 @auth_blp.arguments(WeChatLoginSchema)
 @auth_blp.response(200, TokenSchema)
-@auth_blp.alt_response(401, response="DEFAULT_ERROR", description="invalid_wechat_code, account_disabled")
-@auth_blp.alt_response(503, response="DEFAULT_ERROR", description="wechat_unavailable (Retry-After)")
+@auth_blp.errors({401: "invalid_wechat_code, account_disabled", 503: "wechat_unavailable (Retry-After)"})
 def wechat_login(args):
     """Sign in with a `wx.login` code; a resident account is created on first login."""
     return _signed_in(service.wechat_login(args["code"]))
@@ -79,7 +78,7 @@ class Me(MethodView):
     @me_blp.response(204)
     def delete(self):
         """Delete the caller's resident account: their issues stay for the public record, anonymised."""
-        personal_data.erase(current_user())
+        service.erase_personal_data(current_user())
 
 
 @me_blp.route("/export")
@@ -87,15 +86,12 @@ class Me(MethodView):
 @me_blp.response(200, PersonalDataSchema)
 def export_me():
     """Everything stored about the caller, as one JSON document (PIPL: the right to a copy)."""
-    return personal_data.export(current_user())
+    return service.export_personal_data(current_user())
 
 
 @users_blp.route("")
 class Users(MethodView):
-    @users_blp.login_required(roles=("admin",))
-    @users_blp.arguments(UserQuerySchema, location="query")
-    @users_blp.response(200, UserSchema(many=True))
-    @users_blp.paginate()
+    @users_blp.list_route(UserQuerySchema, UserSchema, roles=("admin",))
     def get(self, args, pagination_parameters):
         """List users by role, region subtree, name; sorted by display name."""
         page = paginate(service.search(**args), pagination_parameters)

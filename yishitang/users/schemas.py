@@ -2,11 +2,9 @@ import marshmallow as ma
 from marshmallow import validate
 
 from ..auth import ROLES
-from ..regions.schemas import CODE
+from ..fields import CODE, OBJECT_ID, PHONE
 from .models import COMMITTEES
 
-OBJECT_ID = validate.Regexp(r"^[0-9a-f]{24}$", error="无效的 id")
-PHONE = validate.Regexp(r"^1[3-9][0-9]{9}$", error="手机号格式不正确")
 PASSWORD_MIN_LENGTH = 8
 USERNAME = validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$", error="用户名应为 3 到 32 位字母、数字或 _ . -")
 

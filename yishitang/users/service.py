@@ -10,15 +10,15 @@ from mongoengine import NotUniqueError
 from pymongo.errors import DuplicateKeyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .. import config, db
 from ..auth import has_role
-from .. import db
 from ..db import get_or_404, object_id, utcnow
 from ..errors import Conflict, DomainError, Forbidden, InvalidInput, Unauthorized, UpstreamUnavailable
 from ..regions import service as regions
 from ..studios import service as studios
 from ..wechat import WeChatError, WeChatUnavailable
 from . import tokens
-from .models import User
+from .models import RefreshToken, User
 
 # A hash of a random password: checked when the username is unknown, so both paths take as long.
 _DUMMY_HASH = generate_password_hash("no-such-user-padding")
@@ -57,7 +57,7 @@ def _wechat():
 def _wechat_unavailable(exc) -> DomainError:
     return UpstreamUnavailable(
         "微信服务暂时不可用，请稍后重试", error="wechat_unavailable",
-        headers={"Retry-After": current_app.config["SETTINGS"].retry_after_s},
+        headers={"Retry-After": config.settings().retry_after_s},
     )
 
 
@@ -256,5 +256,67 @@ def assign_members(studio, member_ids: list[str]) -> list[str]:
     return [str(o) for o in oids]
 
 
-def staff_of_studio(studio_id: ObjectId):
-    return User.objects(studio_ids=studio_id, roles="member", active=True)
+def active_by_id(user_ids) -> dict:
+    """user id -> user, for the accounts among these that are active."""
+    return {u.id: u for u in User.objects(id__in=list(user_ids), active=True)}
+
+
+def display_names(user_ids) -> dict:
+    """user id -> display name, with one query for any number of people."""
+    return {u.id: u.display_name for u in User.objects(id__in=list(set(user_ids))).only("display_name")}
+
+
+def active_member_ids(studio_id: ObjectId) -> list:
+    """The studio's members in office: who answers for an issue at the grassroots tier."""
+    return [u.id for u in User.objects(studio_ids=studio_id, roles="member", active=True).only("id")]
+
+
+def active_coordinator_ids(scope_region_code: str) -> list:
+    """Coordinators whose scope is exactly this township or district."""
+    return [u.id for u in User.objects(scope_region_code=scope_region_code, roles="coordinator", active=True).only("id")]
+
+
+def wechat_openid(user_id) -> str | None:
+    """Where a WeChat message for the person goes; None for a disabled account or one without WeChat."""
+    user = User.objects(id=user_id).only("openid", "active").first()
+    return user.openid if user is not None and user.active and user.openid else None
+
+
+# --- personal data (PIPL) ------------------------------------------------------------------------
+
+FORGOTTEN = "已注销用户"  # the name left where a deleted account's name was
+_personal_data = None  # (export, erase): registered by `yishitang.personal_data`, which gathers from every feature
+
+
+def set_personal_data(export, erase) -> None:
+    """The routes under /me serve what the top-level `personal_data` module gathers (it sits above
+    the features it asks, so it registers here at app creation, as `auth.set_user_loader` does)."""
+    global _personal_data
+    _personal_data = (export, erase)
+
+
+def export_personal_data(user: User) -> dict:
+    return _personal_data[0](user)
+
+
+def erase_personal_data(user: User) -> None:
+    _personal_data[1](user)
+
+
+def personal_data(user: User) -> dict:
+    """What the users feature holds about a person: the profile and how many sign-ins are live."""
+    return {"profile": {**view(user, user), "openid": user.openid, "unionid": user.unionid},
+            "sign_ins": RefreshToken.objects(user_id=user.id, revoked_at=None, used_at=None).count()}
+
+
+def forget(user: User, session=None) -> None:
+    """The account stays as a husk (ids elsewhere point at it); phone, WeChat ids and sign-ins go."""
+    now = utcnow()
+    User._get_collection().update_one({"_id": user.id}, {
+        "$set": {"display_name": FORGOTTEN, "active": False, "deleted_at": now, "updated_at": now,
+                 "region_codes": [], "roles": ["resident"]},
+        "$unset": {"phone": "", "openid": "", "unionid": "", "home_region_code": ""},
+        "$inc": {"token_version": 1},
+    }, session=session)
+    db.after_commit(session, lambda: tokens.revoke_user(user.id))
+

@@ -14,17 +14,14 @@ import uuid
 
 import jwt
 from bson import ObjectId
-from flask import current_app
 
+from .. import config
 from .. import db
 from ..auth import ALGORITHM
 from ..db import utcnow
 from ..errors import Unauthorized
 from .models import RefreshToken, User
 
-
-def _settings():
-    return current_app.config["SETTINGS"]
 
 
 def _digest(token: str) -> str:
@@ -40,9 +37,9 @@ def access_token(user: User, family: str, now: dt.datetime | None = None) -> str
         "tv": user.token_version,
         "fam": family,
         "iat": now,
-        "exp": now + dt.timedelta(seconds=_settings().access_token_ttl_s),
+        "exp": now + dt.timedelta(seconds=config.settings().access_token_ttl_s),
     }
-    return jwt.encode(claims, _settings().signing_key, algorithm=ALGORITHM)
+    return jwt.encode(claims, config.settings().signing_key, algorithm=ALGORITHM)
 
 
 def issue(user: User, family: str | None = None) -> dict:
@@ -52,13 +49,13 @@ def issue(user: User, family: str | None = None) -> dict:
     refresh = secrets.token_urlsafe(32)
     RefreshToken(
         id=_digest(refresh), user_id=user.id, family=family, token_version=user.token_version,
-        issued_at=now, expires_at=now + dt.timedelta(seconds=_settings().refresh_token_ttl_s),
+        issued_at=now, expires_at=now + dt.timedelta(seconds=config.settings().refresh_token_ttl_s),
     ).save(force_insert=True)
     return {
         "access_token": access_token(user, family, now),
         "refresh_token": refresh,
         "token_type": "Bearer",
-        "expires_in": _settings().access_token_ttl_s,
+        "expires_in": config.settings().access_token_ttl_s,
         "user": user,
     }
 
