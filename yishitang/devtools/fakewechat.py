@@ -22,6 +22,7 @@ from flask import Flask, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import fakewechat_control
+from .fakewechat_rules import input_of as _input, value_problem as _value_problem
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +32,8 @@ LEGACY_GRACE_S = 300
 # Longer than any client timeout used in tests, so an injected "timeout" is one for the client.
 DEFAULT_TIMEOUT_S = 2.5
 
-# Value limits by key kind ("thing1" -> "thing"); longer values get 47003. Kept apart from the
-# client's own table on purpose: the fake checks the client, so it must not share its mistakes.
-VALUE_LIMITS = {
-    "thing": 20,
-    "phrase": 5,
-    "name": 10,
-    "number": 32,
-    "character_string": 32,
-    "letter": 32,
-    "phone_number": 17,
-    "car_number": 8,
-}
 TEXT_SCENES = (1, 2, 3, 4)
 FORCED_REFRESHES_PER_DAY = 20  # stable_token with force_refresh: beyond this, 45009 (the fake's "day" is until reset)
-# Where each call reads its input, as WeChat does: the access token only ever from the query string.
-QUERY_INPUT = {"/sns/jscode2session", "/cgi-bin/token"}
-BODY_INPUT = {"/cgi-bin/stable_token"}
 DEMO_LOGIN = re.compile(r"^demo:([^:]+):[^:]+$")
 DEMO_PHONE = re.compile(r"^demo-phone:(\d{11}):[^:]+$")
 
@@ -361,30 +347,6 @@ class FakeWeChat:
             return False
         self._used_demo_codes.add(code)
         return True
-
-
-def _input(path: str, query: dict, body: dict) -> dict:
-    """What the endpoint reads: the query string for GET calls, the JSON body for stable_token, else the
-    JSON body and the access token from the query string (one sent in the body is not seen: 41001)."""
-    if path in QUERY_INPUT:
-        return dict(query)
-    if path in BODY_INPUT:
-        return dict(body)
-    params = {k: v for k, v in body.items() if k != "access_token"}
-    if "access_token" in query:
-        params["access_token"] = query["access_token"]
-    return params
-
-
-def _value_problem(key: str, value) -> str | None:
-    """Why WeChat would refuse this template value (47003), or None."""
-    if not isinstance(value, str) or not value:
-        return "is empty"
-    kind = re.sub(r"\d+$", "", key)
-    limit = VALUE_LIMITS.get(kind)
-    if limit is not None and len(value) > limit:
-        return f"exceeds limit {limit}"
-    return None
 
 
 def _body(errcode: int, errmsg: str) -> dict:
