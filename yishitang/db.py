@@ -205,10 +205,16 @@ def ensure_indexes() -> None:
         cls.ensure_indexes()
 
 
-class BaseDocument(me.Document):
-    """created_at / updated_at on every document; indexes are created at start, not on first use."""
+class Record(me.Document):
+    """A stored document whose indexes are created at start (`ensure_indexes`), not on first use."""
 
     meta = {"abstract": True, "auto_create_index": False}
+
+
+class BaseDocument(Record):
+    """A record stamped with created_at / updated_at."""
+
+    meta = {"abstract": True}
 
     created_at = me.DateTimeField(default=utcnow, required=True)
     updated_at = me.DateTimeField(default=utcnow, required=True)
