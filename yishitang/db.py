@@ -232,6 +232,11 @@ def object_id(value) -> ObjectId:
         raise NotFound() from None
 
 
+def given(**conditions) -> dict:
+    """The filters a search was given: those whose value is neither None nor an empty string."""
+    return {field: value for field, value in conditions.items() if value is not None and value != ""}
+
+
 def get_or_404(doc_cls, id_, **filters):
     doc = doc_cls.objects(id=object_id(id_), **filters).first()
     if doc is None:
