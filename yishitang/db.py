@@ -218,10 +218,16 @@ def ensure_indexes() -> None:
         cls.ensure_indexes()
 
 
-class BaseDocument(me.Document):
-    """created_at / updated_at on every document; indexes are created at start, not on first use."""
+class Record(me.Document):
+    """A stored document whose indexes are created at start (`ensure_indexes`), not on first use."""
 
     meta = {"abstract": True, "auto_create_index": False}
+
+
+class BaseDocument(Record):
+    """A record stamped with created_at / updated_at."""
+
+    meta = {"abstract": True}
 
     created_at = me.DateTimeField(default=utcnow, required=True)
     updated_at = me.DateTimeField(default=utcnow, required=True)
@@ -237,6 +243,11 @@ def object_id(value) -> ObjectId:
         return ObjectId(str(value))
     except (InvalidId, TypeError):
         raise NotFound() from None
+
+
+def given(**conditions) -> dict:
+    """The filters a search was given: those whose value is neither None nor an empty string."""
+    return {field: value for field, value in conditions.items() if value is not None and value != ""}
 
 
 def get_or_404(doc_cls, id_, **filters):

@@ -17,7 +17,7 @@ from flask import request
 from pymongo.errors import DuplicateKeyError
 
 from .auth import current_user
-from .db import utcnow
+from .db import Record, utcnow
 from .errors import Conflict, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -28,10 +28,9 @@ TTL = dt.timedelta(hours=24)
 CLAIM_LEASE = dt.timedelta(minutes=1)
 
 
-class IdempotencyRecord(me.Document):
+class IdempotencyRecord(Record):
     meta = {
         "collection": "idempotency_keys",
-        "auto_create_index": False,
         "indexes": [
             {"fields": ["user_id", "key"], "unique": True},
             {"fields": ["created_at"], "expireAfterSeconds": int(TTL.total_seconds())},
