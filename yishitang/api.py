@@ -10,6 +10,7 @@ import marshmallow as ma
 from flask import g, request
 
 from . import auth, errors
+from .idempotency import idempotent_route
 
 
 class ErrorSchema(ma.Schema):
@@ -85,6 +86,20 @@ class Blueprint(flask_smorest.Blueprint):
 
         return decorator
 
+    def command(self, body_schema, response_schema, roles: tuple[str, ...] | None = None, status: int = 200,
+                errors: dict[int, str] | None = None):
+        """A write for `roles`: a JSON body of `body_schema` in, safe to retry with an Idempotency-Key,
+        `response_schema` out with `status`; `errors` as in `errors`."""
+
+        def decorator(func):
+            func = self.errors(errors or {})(func)
+            func = self.response(status, response_schema)(func)
+            func = self.arguments(body_schema)(func)
+            func = idempotent_route(self)(func)
+            return self.login_required(roles=roles)(func)
+
+        return decorator
+
 
 DEFAULT_ERROR = "DEFAULT_ERROR"
 STALE = "If-Match names an older version"  # the 412 of a write that sends If-Match
@@ -98,6 +113,16 @@ def etag(version: int) -> str:
 def with_etag(body: dict, version: int, status: int = 200):
     """A response whose ETag carries the resource's version."""
     return body, status, {"ETag": etag(version)}
+
+
+def shown_by(present):
+    """A feature's `shown(document, status, seen)`: the document shaped for the caller by
+    `present(document, user, access=seen)` (`seen`: what they may do, when already decided), with its ETag."""
+
+    def shown(document, status: int = 200, seen=None):
+        return with_etag(present(document, auth.current_user(), access=seen), document.version, status)
+
+    return shown
 
 
 def expected_version():

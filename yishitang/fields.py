@@ -14,3 +14,12 @@ CODE = validate.Regexp(r"^[0-9]{6,12}$", error="地区代码应为 6 到 12 位�
 class LocationSchema(ma.Schema):
     lng = ma.fields.Float(required=True, validate=validate.Range(-180, 180))
     lat = ma.fields.Float(required=True, validate=validate.Range(-90, 90))
+
+
+class StudioRecordSchema(ma.Schema):
+    """What a record kept at a studio (an issue, a session) shows first: its id, its studio and the
+    studio's community."""
+
+    id = ma.fields.String()
+    studio_id = ma.fields.String()
+    region_code = ma.fields.String()

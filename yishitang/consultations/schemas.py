@@ -6,7 +6,7 @@ from marshmallow import validate
 from webargs.fields import DelimitedList
 
 from .. import config
-from ..fields import CODE, OBJECT_ID
+from ..fields import CODE, OBJECT_ID, StudioRecordSchema
 from .models import FORMATS, STATUSES
 
 TIME_ERRORS = {"invalid": "时间格式应为 ISO 8601，例如 2026-12-01T19:00:00+08:00",
@@ -148,10 +148,7 @@ class MinutesSchema(ma.Schema):
     recorded_at = ma.fields.DateTime()
 
 
-class ConsultationSchema(ma.Schema):
-    id = ma.fields.String()
-    studio_id = ma.fields.String()
-    region_code = ma.fields.String()
+class ConsultationSchema(StudioRecordSchema):
     topic = ma.fields.String()
     description = ma.fields.String()
     starts_at = ma.fields.DateTime(metadata={"description": "in Asia/Shanghai, e.g. 2026-12-01T19:00:00+08:00"})

@@ -12,8 +12,8 @@ class UploadedFile(BaseDocument):
     meta = {
         "collection": "uploads",
         "indexes": [
-            {"fields": ["owner_id", "created_at"]},  # a user's uploads; unattached ones for the purge
-            {"fields": ["issue_id"]},  # an issue's attachments
+            {"fields": ["owner_id", "created_at"]},  # a user's uploads
+            {"fields": ["issue_id", "created_at"]},  # an issue's attachments; unattached ones for the purge
         ],
     }
 

@@ -1,7 +1,7 @@
 from flask import request
 from flask.views import MethodView
 
-from ..api import STALE, Blueprint, expected_version, paginate, with_etag
+from ..api import STALE, Blueprint, expected_version, paginate, shown_by
 from ..auth import ROLES, current_user, snapshot
 from ..db import Row
 from ..idempotency import idempotent_route
@@ -14,9 +14,7 @@ from .schemas import (ActionSchema, FeedbackCreateSchema, IssueCreateSchema, Iss
 blp = Blueprint("issues", __name__, url_prefix="/api/v1/issues", description="民生议题：提出、受理、上报、办结、评价")
 
 
-def shown(issue, status=200, seen=None):
-    """The issue shaped for the caller (`seen`: what they are to it, when already decided), with its ETag."""
-    return with_etag(presenters.view(issue, current_user(), access=seen), issue.version, status)
+shown = shown_by(presenters.view)
 
 
 @blp.route("")
@@ -67,11 +65,8 @@ def get_issue(issue_id):
 
 
 @blp.route("/<issue_id>/actions", methods=["POST"])
-@blp.login_required(roles=ROLES)
-@idempotent_route(blp)
-@blp.arguments(ActionSchema)
-@blp.response(200, IssueSchema)
-@blp.errors({409: "invalid_transition and other state conflicts", 412: STALE})
+@blp.command(ActionSchema, IssueSchema, roles=ROLES,
+             errors={409: "invalid_transition and other state conflicts", 412: STALE})
 def post_action(args, issue_id):
     """Act on an issue: accept, reject, escalate, start, resolve, withdraw, supervise, comment, close, approve, duplicate."""
     action = args.pop("action")
@@ -80,10 +75,7 @@ def post_action(args, issue_id):
 
 
 @blp.route("/<issue_id>/feedback", methods=["POST"])
-@blp.login_required(roles=ROLES)
-@idempotent_route(blp)
-@blp.arguments(FeedbackCreateSchema)
-@blp.response(200, IssueSchema)
+@blp.command(FeedbackCreateSchema, IssueSchema, roles=ROLES)
 def post_feedback(args, issue_id):
     """Rate a resolved issue (reporter): satisfied or basically satisfied closes it, unsatisfied reopens it."""
     issue = service.give_feedback(issue_id, current_user(), args["rating"], args.get("comment"),

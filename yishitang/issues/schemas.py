@@ -2,7 +2,7 @@ import marshmallow as ma
 from marshmallow import validate
 from webargs.fields import DelimitedList
 
-from ..fields import CODE, OBJECT_ID, PHONE, LocationSchema
+from ..fields import CODE, OBJECT_ID, PHONE, LocationSchema, StudioRecordSchema
 from .models import CATEGORIES
 from .workflow import CLIENT_ACTIONS, LEVELS, RATINGS, STATUSES
 
@@ -66,14 +66,11 @@ class FeedbackSchema(ma.Schema):
     at = ma.fields.DateTime()
 
 
-class IssueSchema(Shaped):
-    id = ma.fields.String()
+class IssueSchema(Shaped, StudioRecordSchema):
     number = ma.fields.String(metadata={"description": "human-readable, e.g. DW-2026-000123"})
     title = ma.fields.String()
     description = ma.fields.String()
     category = ma.fields.String()
-    studio_id = ma.fields.String()
-    region_code = ma.fields.String()
     township_code = ma.fields.String()
     district_code = ma.fields.String()
     level = ma.fields.String(metadata={"description": "tier now responsible: grassroots | township | district"})

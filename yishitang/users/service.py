@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import config, db
 from ..auth import has_role
-from ..db import get_or_404, object_id, utcnow
+from ..db import get_or_404, given, object_id, utcnow
 from ..errors import Conflict, DomainError, Forbidden, InvalidInput, Unauthorized, UpstreamUnavailable
 from ..regions import service as regions
 from ..studios import service as studios
@@ -224,16 +224,9 @@ def get(user_id) -> User:
 
 
 def search(role=None, region=None, q=None, active=None):
-    query = User.objects
-    if role:
-        query = query.filter(roles=role)
-    if region:
-        query = query.filter(region_codes=region)
-    if active is not None:
-        query = query.filter(active=active)
-    if q:
-        pattern = re.compile(re.escape(q))
-        query = query.filter(__raw__={"$or": [{"display_name": pattern}, {"username": pattern}]})
+    pattern = re.compile(re.escape(q)) if q else None
+    by_name = {"$or": [{"display_name": pattern}, {"username": pattern}]} if pattern else None
+    query = User.objects(**given(roles=role, region_codes=region, active=active, __raw__=by_name))
     return query.order_by("display_name", "id")
 
 
