@@ -111,7 +111,7 @@ def test_openmetrics_when_asked(client):
 
 def test_recording_counts_each_request_once_under_its_route_template(app, monkeypatch):
     """The two hooks every request runs, on metrics of their own so that the counts of the other
-    tests stay as they are. Their cost is a benchmark (`make bench`, tests/benchmarks/metrics_hooks.py)."""
+    tests stay as they are. Their cost is a benchmark (`make bench`, `metrics_hooks_us` in tests/benchmarks/run.py)."""
     from flask import Response
     from prometheus_client import Counter, Histogram
 

@@ -240,10 +240,6 @@ def main():
 
     storage = Path(args.storage)
     storage.mkdir(parents=True, exist_ok=True)
-    if not args.load_only:
-        from tests.benchmarks import metrics_hooks
-
-        metrics_us = metrics_hooks.report()
     fake = FakeWeChat(demo=True).start()
     secret = secrets.token_urlsafe(48)
     base_env = {**os.environ, "MONGODB_DB": DB_NAME, "JWT_SECRET": secret,
@@ -251,8 +247,6 @@ def main():
                 "RATE_LIMIT_ISSUES": "1000000/3600", "RATE_LIMIT_LOGIN": "1000000/60", "LOG_LEVEL": "WARNING",
                 "PYTHONPATH": str(ROOT), "YISHITANG_DEMO": "", "YISHITANG_TESTING": ""}
     results = {"machine": machine(), "sizes": {}, "prepare_seconds": {}}
-    if not args.load_only:
-        results["metrics_hooks_cpu_us"] = round(metrics_us, 2)
     try:
         for size in sizes:
             dataset = Dataset(storage, size, args.reuse)
