@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent / "yishitang"
 # ("" is `yishitang/__init__.py`, the app factory). Names not written yet hold the place of the
 # features to come, so a new feature knows where it goes.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation",      ("config", "errors")),
+    ("foundation",      ("config", "errors", "failpoints")),
     ("database",        ("db",)),
-    ("shared",          ("auth", "api", "fields", "wechat", "ratelimit", "idempotency", "announce", "clock",
+    ("shared",          ("auth", "api", "fields", "jsonbody", "wechat", "ratelimit", "idempotency", "announce", "clock",
                          "pagination")),
     ("regions",         ("regions",)),
     ("studios",         ("studios",)),

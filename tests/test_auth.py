@@ -63,6 +63,25 @@ def test_staff_password_login(client, people):
     assert_error(client.post(PASSWORD, json={"username": "nobody", "password": "admin-pass-1"}), 401, "invalid_credentials")
 
 
+def test_unknown_usernames_cost_what_wrong_passwords_cost(client, people, db, monkeypatch):
+    """SECURITY.md: unknown usernames take as long as wrong passwords. The cost is the scrypt check:
+    each refusal runs exactly one, with the parameters of a stored password (so no answer is cheaper)."""
+    from yishitang.users import service
+
+    checked, check = [], service.check_password_hash
+
+    def counted(stored, password):  # the real check, counted
+        checked.append(stored.split("$", 1)[0])  # method and cost parameters, e.g. scrypt:32768:8:1
+        return check(stored, password)
+
+    monkeypatch.setattr(service, "check_password_hash", counted)
+    stored = db.users.find_one({"username": "admin1"})["password_hash"].split("$", 1)[0]
+    for username, password in [("admin1", "wrong-pass"), ("nobody", "admin-pass-1"), ("openid-1", "x")]:
+        checked.clear()
+        assert_error(client.post(PASSWORD, json={"username": username, "password": password}), 401, "invalid_credentials")
+        assert checked == [stored], (username, checked)
+
+
 def test_residents_have_no_password_login(client, people):
     resident = people["resident"]
     assert resident.username is None

@@ -6,7 +6,8 @@ row fails `test_every_route_has_a_row` (and a row for a route that is gone fails
 
 Each route is one test: it builds the small world once (restoring a snapshot of it after the
 first test of the worker), then sends the row's request as each role. A request that succeeds in
-writing is followed by a restore, so every cell sees the same world. Every answer is also checked
+writing is followed by a restore, so every cell sees the same world; a refused request (4xx) that
+changed any document (but the rate-limit counters, which count refused attempts) fails its cell. Every answer is also checked
 for what must never leak: another resident's phone, WeChat openid, private issue, feedback or inbox.
 """
 
@@ -239,14 +240,21 @@ class WriteTracker(monitoring.CommandListener):
     WRITES = {"insert", "update", "delete", "findAndModify"}
 
     def __init__(self):
-        self.written: set[str] = set()
+        self.written: set[str] = set()  # sent a write (to restore)
+        self.changed: set[str] = set()  # a write that changed a document (a refused request must not)
+        self.pending: dict[int, str] = {}
 
     def started(self, event):
         if event.command_name in self.WRITES:
             self.written.add(event.command[event.command_name])
+            self.pending[event.request_id] = event.command[event.command_name]
 
     def succeeded(self, event):
-        pass
+        name = self.pending.pop(event.request_id, None)
+        reply = event.reply
+        if name is not None and (reply.get("nModified", reply.get("n", 0)) or reply.get("upserted")
+                                 or (reply.get("lastErrorObject") or {}).get("n")):
+            self.changed.add(name)
 
     def failed(self, event):
         pass
@@ -261,6 +269,10 @@ def snapshot(db) -> dict:
     return {name: list(db[name].find()) for name in db.list_collection_names() if not name.startswith("system.")}
 
 
+# A refused request writes nothing, but for the counter of attempts that refuses the next ones.
+COUNTED_WHEN_REFUSED = {"rate_limits"}
+
+
 def restore(db, saved: dict, only=None, emptied=False) -> None:
     names = [n for n in db.list_collection_names() if not n.startswith("system.")] if only is None else only
     for name in names:
@@ -269,6 +281,7 @@ def restore(db, saved: dict, only=None, emptied=False) -> None:
         if saved.get(name):
             db[name].insert_many(saved[name])
     TRACKER.written.clear()
+    TRACKER.changed.clear()
 
 
 def build(request, app, client, db, fake_wechat) -> dict:
@@ -501,11 +514,15 @@ def test_route(method, rule, app, client, db, fake_wechat, world, login):
     problems: list[str] = []
     tokens = {role: login(user) if user is not None else {} for role, user in world.people.items()}
     TRACKER.written.clear()  # signing in wrote refresh tokens; the access tokens are what the cells use
+    TRACKER.changed.clear()
     for case, expectations in MATRIX[(method, rule)].items():
         for role in ROLES:
             url, kwargs = request_for(app, fake_wechat, world, method, rule, case, role)
             response = client.open(url, method=method, headers=tokens[role], **kwargs)
             check_cell(world, role, method, rule, case, expectations[role], response, problems)
+            if response.status_code >= 400:
+                problems.extend(f"{case} {role}: refused ({response.status_code}) but changed {name}"
+                                for name in sorted(TRACKER.changed - COUNTED_WHEN_REFUSED))
             if TRACKER.written:
                 restore(db, _built["snapshot"], only=sorted(TRACKER.written))  # the next cell sees the same world
     assert not problems, f"{method} {rule}\n" + "\n".join(problems)

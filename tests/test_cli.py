@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import jwt
 import pytest
 import requests
 
@@ -110,8 +111,15 @@ def test_serve_demo_end_to_end_and_data_survives_a_restart(tmp_path):
         studios = requests.get(f"{base}/api/v1/studios", params={"page_size": 1}, headers=headers, timeout=10)
         assert json.loads(studios.headers["X-Pagination"])["total"] == 191
         assert requests.get(f"{base}/docs", timeout=10).status_code == 200
+        now = int(time.time())  # a token signed with the key once written in the source
+        forged = jwt.encode({"sub": admin.json()["user"]["id"], "type": "access", "iat": now, "exp": now + 600},
+                            "yishitang-demo-and-test-only-signing-key-0000", "HS256")
+        assert requests.get(f"{base}/api/v1/users", headers={"Authorization": f"Bearer {forged}"},
+                            timeout=10).status_code == 401
     finally:
         output = stop(process)
+    key_file = tmp_path / "db" / "demo-jwt-secret"
+    assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_text().strip()) >= 32
     assert process.returncode == 0, output
     assert f"{base}/docs" in output and "demo-admin-pass" in output and "demo:demo-resident-1" in output
     db_ports = [int(line.rsplit(":", 1)[1].strip("/")) for line in output.splitlines() if "database:" in line]
@@ -122,5 +130,27 @@ def test_serve_demo_end_to_end_and_data_survives_a_restart(tmp_path):
         wait_for(f"{base}/readyz", process)
         again = requests.post(f"{base}/api/v1/auth/wechat-login", json={"code": "demo:demo-resident-1:second"}, timeout=10)
         assert again.json()["user"]["id"] == resident_id
+        # The data folder keeps its key: a sign-in from before the restart still works.
+        assert requests.get(f"{base}/api/v1/users", headers=headers, timeout=10).status_code == 200
     finally:
         stop(process)
+
+
+def test_demo_serve_refuses_a_database_it_did_not_start(mongo_uri):
+    env = {"YISHITANG_DEMO": "1", "MONGODB_URI": mongo_uri, "MONGODB_DB": "yishitang_cli_demo_refused",
+           "JWT_SECRET": "", "YISHITANG_TESTING": ""}
+    result = run_cli("serve", "--port", str(free_port()), "--demo-issues", "0", env=env)
+    assert result.returncode == 1 and "embedded database" in result.stderr
+    import pymongo
+
+    assert "yishitang_cli_demo_refused" not in pymongo.MongoClient(mongo_uri).list_database_names()
+
+
+def test_demo_serve_never_seeds_a_database_with_other_data(tmp_path):
+    env = {"YISHITANG_DB_PATH": str(tmp_path / "db"), "MONGODB_URI": "", "YISHITANG_TESTING": "",
+           "JWT_SECRET": "k" * 40, "YISHITANG_DEMO": ""}
+    made = run_cli("create-admin", "--username", "chief", "--password", "chief-pass-1", env=env)
+    assert made.returncode == 0, made.stderr
+    result = run_cli("serve", "--port", str(free_port()), "--demo-issues", "0",
+                     env={**env, "YISHITANG_DEMO": "1", "JWT_SECRET": ""})
+    assert result.returncode == 1 and "非演示数据 (account chief)" in result.stderr

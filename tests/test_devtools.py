@@ -20,7 +20,7 @@ def test_the_app_never_imports_the_development_tools():
     code = ("import sys\n"
             "from yishitang import create_app\n"
             "from yishitang.config import Settings\n"
-            "create_app(Settings(testing=True, mongodb_uri='mongodb://127.0.0.1:9/', mongodb_timeout_ms=50))\n"
+            "create_app(Settings(testing=True, jwt_secret='t' * 32, mongodb_uri='mongodb://127.0.0.1:9/', mongodb_timeout_ms=50))\n"
             "print(sorted(m for m in sys.modules if m.startswith('yishitang.devtools')))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -27,6 +27,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
                                                response_schema_conformance, status_code_conformance)
 
+from tests.test_app import assert_error
 from tests.test_authz_matrix import ROLES, TRACKER, _built, restore, world  # noqa: F401  (the world fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,3 +187,86 @@ def test_uploads_are_never_served_as_something_a_browser_runs(client, login, peo
     csp = served.headers["Content-Security-Policy"]
     assert "sandbox" in csp and "default-src 'none'" in csp
     assert served.headers["Content-Disposition"].startswith(("inline", "attachment"))
+
+
+# --- text that is not Unicode, bodies nested too deep (the outside probe's 500s) ------------------------
+
+JSON_OPERATIONS = sorted((method.upper(), path) for path, ops in SPEC["paths"].items() for method, op in ops.items()
+                         if method in METHODS and "application/json" in op.get("requestBody", {}).get("content", {}))
+LONE_SURROGATES = st.sampled_from(["\ud800", "\udbff", "\udc00", "\udfff"])
+# Any text with half of a UTF-16 pair somewhere in it: parses as JSON, cannot be stored or answered.
+broken_text = st.builds(lambda before, half, after: before + half + after, st.text(max_size=6), LONE_SURROGATES,
+                        st.text(max_size=6))
+
+
+def hostile_body(field_names):
+    """The operation's own fields, holding broken text as a value, inside lists or objects, or as a key."""
+    leaf = st.one_of(broken_text, st.lists(broken_text, min_size=1, max_size=2),
+                     st.dictionaries(broken_text, st.text(max_size=4), min_size=1, max_size=2))
+    return st.dictionaries(st.sampled_from(field_names or ["x"]), leaf, min_size=1, max_size=3)
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: "211104" if m.group(1) == "code" else "0" * 24, path)
+
+
+def body_fields(method, path) -> list[str]:
+    schema = SPEC["paths"][path][method.lower()]["requestBody"]["content"]["application/json"]["schema"]
+    if "$ref" in schema:
+        schema = SPEC["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return sorted(schema.get("properties", {}))
+
+
+def raw_json(client, method, url, body: str, headers=None):
+    return client.open(url, method=method, data=body, content_type="application/json", headers=headers or {})
+
+
+@pytest.mark.parametrize("method, path", JSON_OPERATIONS, ids=[f"{m} {p}" for m, p in JSON_OPERATIONS])
+def test_broken_unicode_in_any_json_body_is_a_400(method, path, client, login, people):
+    headers = login(people["admin"])
+
+    @settings(max_examples=10, derandomize=True, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck), print_blob=False)
+    @given(body=hostile_body(body_fields(method, path)))
+    def run(body):
+        response = raw_json(client, method, concrete(path), json.dumps(body), headers)  # \ud800 escaped, valid JSON
+        assert_error(response, 400, "bad_request")
+
+    run()
+
+
+@pytest.mark.parametrize("depth", [100, 3000, 50_000])
+@pytest.mark.parametrize("method, path", [("POST", "/api/v1/issues"), ("POST", "/api/v1/auth/password-login"),
+                                          ("PATCH", "/api/v1/me")])
+def test_json_nested_thousands_deep_is_a_400(method, path, depth, client, login, people):
+    for body in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
+        response = raw_json(client, method, path, body, login(people["resident"]))
+        assert_error(response, 400, "bad_request")
+
+
+def test_the_probes_lone_surrogates_each_get_a_400(client, login, people, district):
+    """The requests the probe sent, each otherwise valid, each with "\\ud800" in one string."""
+    resident, member = login(people["resident"]), login(people["member"])
+    issue = client.post("/api/v1/issues", headers=resident, json={
+        "studio_id": str(district["xingfu"].id), "category": "traffic", "title": "路口缺少红绿灯",
+        "description": "学校门口的路口没有红绿灯，孩子过马路很危险。", "address": "幸福路 1 号"}).get_json()
+    probes = [
+        ("POST", "/api/v1/issues", resident, {"studio_id": str(district["xingfu"].id), "category": "traffic",
+                                             "title": "路口\ud800缺少红绿灯", "description": "孩子过马路很危险。"}),
+        ("POST", f"/api/v1/issues/{issue['id']}/actions", member, {"action": "accept", "note": "收到\ud800"}),
+        ("PATCH", "/api/v1/me", resident, {"display_name": "张\ud800"}),
+        ("POST", "/api/v1/auth/password-login", {}, {"username": "admin\ud800", "password": "x" * 10}),
+        ("POST", "/api/v1/auth/wechat-login", {}, {"code": "\ud800"}),
+        ("POST", "/api/v1/auth/refresh", {}, {"refresh_token": "\ud800" * 20}),
+    ]
+    for method, url, headers, body in probes:
+        assert_error(raw_json(client, method, url, json.dumps(body), headers), 400, "bad_request")
+    assert client.get(f"/api/v1/issues/{issue['id']}", headers=member).get_json()["status"] == "submitted"
+
+
+@pytest.mark.parametrize("api_key", [12345, ["k"], {"k": 1}, True])
+def test_open311_api_key_that_is_not_text_is_a_400(client, district, api_key):
+    response = client.post("/open311/v2/requests.json", json={"api_key": api_key, "service_code": "traffic",
+                                                              "description": "路口缺少红绿灯", "lat": 41.8, "long": 123.4})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()[0]["code"] == 400

@@ -8,6 +8,7 @@ scrape after their requests with the one before.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import runpy
@@ -108,9 +109,9 @@ def test_openmetrics_when_asked(client):
     assert response.get_data(as_text=True).endswith("# EOF\n")
 
 
-def test_recording_costs_far_less_than_a_tenth_of_a_millisecond(app, monkeypatch):
-    """The two hooks every request runs, timed on their own (CPU time, so a busy machine is fair),
-    on metrics of their own so that the counts of the other tests stay as they are."""
+def test_recording_counts_each_request_once_under_its_route_template(app, monkeypatch):
+    """The two hooks every request runs, on metrics of their own so that the counts of the other
+    tests stay as they are. Their cost is a benchmark (`make bench`, `metrics_hooks_us` in tests/benchmarks/run.py)."""
     from flask import Response
     from prometheus_client import Counter, Histogram
 
@@ -120,18 +121,14 @@ def test_recording_costs_far_less_than_a_tenth_of_a_millisecond(app, monkeypatch
     monkeypatch.setattr(metrics, "LATENCY", Histogram("timed_seconds", "t", ["method", "route"], registry=None))
     monkeypatch.setattr(metrics, "_counters", {})
     monkeypatch.setattr(metrics, "_latencies", {})
-    response = Response(status=200)
     with app.test_request_context(f"/api/v1/issues/{ObjectId()}"):
-        best = float("inf")
-        for _ in range(5):
-            started = time.process_time()
-            for _ in range(2000):
-                metrics._start_timer()
-                metrics._record(response)
-            best = min(best, (time.process_time() - started) / 2000)
-    assert metrics.REQUESTS.labels("GET", "/api/v1/issues/<issue_id>", "200")._value.get() == 10000
-    assert best < 50e-6, f"{best * 1e6:.1f} µs per request"
-    print(f"metrics hooks: {best * 1e6:.1f} µs CPU per request")
+        for status in [200] * 3 + [404]:
+            metrics._start_timer()
+            metrics._record(Response(status=status))
+    assert metrics.REQUESTS.labels("GET", "/api/v1/issues/<issue_id>", "200")._value.get() == 3
+    assert metrics.REQUESTS.labels("GET", "/api/v1/issues/<issue_id>", "404")._value.get() == 1
+    counts = {s.labels.get("le"): s.value for s in metrics.LATENCY.collect()[0].samples if s.name.endswith("_bucket")}
+    assert counts["+Inf"] == 4
 
 
 # --- domain gauges -----------------------------------------------------------------------------------
@@ -190,7 +187,7 @@ def test_domain_gauge_queries_run_on_indexes(app, db):
         assert_indexed(db.issues, {"status": status, "due_at": {"$lt": now}})
 
 
-def test_a_database_outage_still_answers_with_the_request_metrics(settings):
+def test_a_database_outage_still_answers_with_the_request_metrics(settings, caplog):
     from yishitang import create_app, db
     from yishitang.devtools.embedded import free_port
 
@@ -198,11 +195,13 @@ def test_a_database_outage_still_answers_with_the_request_metrics(settings):
     try:
         client = app.test_client()
         client.get("/healthz")
-        started = time.monotonic()
-        samples = scrape(client)
-        assert time.monotonic() - started < 5  # one timeout, not one per gauge
+        with caplog.at_level(logging.DEBUG, logger="pymongo.serverSelection"):
+            samples = scrape(client)
     finally:
         db.connect(settings)
+    # one server selection timed out, not one per gauge: the scrape gives up at the first
+    failed = [r for r in caplog.records if r.name == "pymongo.serverSelection" and "Server selection failed" in r.getMessage()]
+    assert len(failed) == 1, [r.getMessage()[:200] for r in failed]
     assert value(samples, "yishitang_database_up") == 0
     assert value(samples, REQUESTS, method="GET", route="/healthz", status="200") >= 1
     assert not any(name.startswith("yishitang_issues") for name, _labels in samples)

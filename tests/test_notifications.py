@@ -310,37 +310,50 @@ def test_the_console_tells_what_a_job_did_and_nothing_when_it_did_nothing(app, i
     assert [r.getMessage() for r in caplog.records if r.name == "yishitang.scheduler"] == ["send_outbox: 1 sent"]
 
 
-def test_two_scheduler_processes_run_each_due_job_once(settings, issue_at, people, db, fake_wechat):
-    """Two real `yishitang scheduler` processes share one database: nothing happens twice."""
+def test_two_scheduler_processes_run_each_slot_once(settings, issue_at, people, db, fake_wechat):
+    """Two real scheduler processes share one database and reach the same slots: nothing happens twice.
+
+    Both run every job over the same ten minutes (tests/scheduler_slots.py), so every slot is
+    reached by both whatever their interleaving; the probe job counts its runs and has nothing
+    but the slot claim to stop it counting twice."""
     issue = issue_at("accept")
-    db.issues.update_one({"_id": issue.id}, {"$set": {"due_at": dt.datetime.now(UTC) - dt.timedelta(hours=1)}})
+    now = dt.datetime.now(UTC)
+    db.issues.update_one({"_id": issue.id}, {"$set": {"due_at": now - dt.timedelta(hours=1)}})
     fake_wechat.grant(people["resident"].openid, "tmpl-issue-status", count=5)
     env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
            "YISHITANG_TESTING": "1", "WECHAT_API_BASE": settings.wechat_api_base, "WECHAT_APPID": settings.wechat_appid,
            "WECHAT_SECRET": settings.wechat_secret, "WECHAT_TEMPLATE_ISSUE_STATUS": "tmpl-issue-status", "LOG_LEVEL": "WARNING"}
-    command = [sys.executable, "-m", "yishitang.cli", "scheduler", "--scale", "0.004"]
+    command = [sys.executable, "-m", "tests.scheduler_slots", now.isoformat(), "10"]
     processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for _ in range(2)]
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            runs = list(db.job_runs.find())
-            seen = {r["holder"] for r in runs} | {p for r in runs for p in r.get("skipped_by", [])}
-            contended = sum(1 for r in runs if r.get("skipped_by"))
-            if len(seen) == 2 and contended >= 3 and sum(r["job"] == "send_outbox" for r in runs) >= 4:
-                break
-            assert all(p.poll() is None for p in processes), [p.stdout.read() for p in processes]
-            time.sleep(0.2)
-        else:
-            raise AssertionError(f"schedulers did not both run: {list(db.job_runs.find())}")
-    finally:
-        for process in processes:
-            process.terminate()
-        outputs = [p.communicate(timeout=20)[0] for p in processes]
-    assert all(p.returncode in (0, -15) for p in processes), outputs
+    outputs = [p.communicate(timeout=120)[0] for p in processes]  # a bound on a hang, not a measurement
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    assert [r["runs"] for r in db.probe_runs.find()] == [1] * 10
+    probes = list(db.job_runs.find({"job": "probe"}))
+    assert len(probes) == 10 and all(len(r.get("skipped_by", [])) == 1 for r in probes)  # both came, one ran
+    assert len({r["holder"] for r in db.job_runs.find()} | {h for r in db.job_runs.find() for h in r.get("skipped_by", [])}) == 2
     stored = db.issues.find_one({"_id": issue.id})
     escalations = [e for e in stored["timeline"] if e["action"] == "escalate"]
     assert len(escalations) == 1 and stored["level"] == "township"
     # the acceptance and the escalation reached the resident's phone once each
     assert [m["data"]["phrase3"] for m in fake_wechat.sent] == ["已受理", "已上报"]
     assert db.notifications.count_documents({"user_id": people["resident"].id, "delivery.state": "sent"}) == 2
+
+
+def test_the_scheduler_command_runs_every_job(settings, db):
+    """`yishitang scheduler` wires each job into APScheduler: each runs its first slot at start."""
+    from yishitang.scheduler import jobs
+
+    env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
+           "YISHITANG_TESTING": "1", "WECHAT_API_BASE": settings.wechat_api_base, "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "-m", "yishitang.cli", "scheduler"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60  # a bound on a hang, not a measurement
+        while set(db.job_runs.distinct("job")) != {job.name for job in jobs()}:
+            assert process.poll() is None and time.monotonic() < deadline, list(db.job_runs.find())
+            time.sleep(0.1)  # polling another process
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode in (0, -15), output

@@ -187,6 +187,48 @@ def test_forced_refresh_only_when_wechat_returns_the_refused_token(wechat, fake_
     assert len(fake_wechat.sent) == 1
 
 
+def test_past_the_daily_forced_refreshes_the_send_fails_once_and_spends_no_more(wechat, fake_wechat, settings):
+    credentials = {"grant_type": "client_credential", "appid": settings.wechat_appid, "secret": settings.wechat_secret}
+    for _ in range(20):  # other processes spent today's forced refreshes
+        forced = requests.post(fake_wechat.url + TOKEN, json={**credentials, "force_refresh": True}, timeout=5).json()
+        assert "access_token" in forced
+    fake_wechat.grant("o-resident", TEMPLATE)
+    wechat.access_token()
+    fake_wechat.fail_next(SEND, 40001)  # WeChat still hands out the refused token: only a forced refresh helps
+
+    with pytest.raises(WeChatError) as refused:
+        send_status(wechat)
+
+    assert refused.value.errcode == 45009
+    assert [params["force_refresh"] for params in calls_to(fake_wechat, TOKEN)][20:] == [False, False, True]
+    assert len(calls_to(fake_wechat, SEND)) == 1 and fake_wechat.sent == []
+
+
+# -- the fake is as strict as WeChat (../shared/WECHAT_API.md) ---------------------------------------
+
+
+def test_the_fake_reads_the_access_token_from_the_query_string_only(wechat, fake_wechat):
+    token = wechat.access_token()
+    check = {"content": "路灯不亮", "version": 2, "scene": 2, "openid": "o-resident"}
+    in_body = requests.post(fake_wechat.url + "/wxa/msg_sec_check", json={**check, "access_token": token}, timeout=5)
+    assert in_body.json()["errcode"] == 41001
+    in_query = requests.post(fake_wechat.url + "/wxa/msg_sec_check", params={"access_token": token}, json=check, timeout=5)
+    assert in_query.json()["errcode"] == 0
+
+
+def test_the_fake_wants_each_call_s_grant_type_where_wechat_reads_it(fake_wechat, settings):
+    code = fake_wechat.issue_login_code("o-strict")
+    login = {"appid": settings.wechat_appid, "secret": settings.wechat_secret, "js_code": code}
+    assert requests.get(fake_wechat.url + LOGIN, params=login, timeout=5).json()["errcode"] == 40002
+    assert requests.post(fake_wechat.url + LOGIN, json={**login, "grant_type": "authorization_code"},
+                         timeout=5).status_code == 405  # a GET call: a body is not where its input goes
+    assert requests.get(fake_wechat.url + LOGIN, params={**login, "grant_type": "authorization_code"},
+                        timeout=5).json()["openid"] == "o-strict"
+    credentials = {"grant_type": "client_credential", "appid": settings.wechat_appid, "secret": settings.wechat_secret}
+    assert requests.post(fake_wechat.url + TOKEN, params=credentials, json={}, timeout=5).json()["errcode"] == 40002
+    assert "access_token" in requests.post(fake_wechat.url + TOKEN, json=credentials, timeout=5).json()
+
+
 def test_token_refused_twice_is_an_error_after_one_retry(wechat, fake_wechat):
     fake_wechat.grant("o-resident", TEMPLATE)
     fake_wechat.fail_next(SEND, 40001, times=5)

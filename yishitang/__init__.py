@@ -14,7 +14,7 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
 def create_app(settings: Settings | None = None) -> Flask:
     """config -> db -> api -> blueprints -> errors; the database is dialled lazily."""
-    from . import api, auth, db, errors, metrics, personal_data
+    from . import api, auth, db, errors, jsonbody, metrics, personal_data
     from .issues import access as issue_access
     from .users import tokens
     from .wechat import WeChatClient
@@ -22,12 +22,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     if not settings.mongodb_uri:
         raise ConfigError("MONGODB_URI is not set (`yishitang serve` starts the embedded database itself)")
-
+    settings.check_app()
     app = _flask_app(settings)
     db.connect(settings)
     metrics.init_app(app)  # first: its after_request runs last and sees the final status
     smorest = app.extensions["yishitang.api"] = api.init_app(app)
     errors.register(app)
+    app.before_request(jsonbody.check_request_body)  # before any view parses a body
     # Lower layers learn what they need from higher ones by registration, never by importing them.
     auth.set_user_loader(tokens.load_user)
     issue_access.init_app()

@@ -9,11 +9,12 @@ from functools import wraps
 
 import flask_smorest
 import marshmallow as ma
-from flask import request
+from flask import g, request
 
 from flask_smorest.pagination import PaginationMetadataSchema
 
 from . import auth, errors
+from .idempotency import idempotent_route
 
 
 class ErrorSchema(ma.Schema):
@@ -121,6 +122,20 @@ class Blueprint(flask_smorest.Blueprint):
 
         return decorator
 
+    def command(self, body_schema, response_schema, roles: tuple[str, ...] | None = None, status: int = 200,
+                errors: dict[int, str] | None = None):
+        """A write for `roles`: a JSON body of `body_schema` in, safe to retry with an Idempotency-Key,
+        `response_schema` out with `status`; `errors` as in `errors`."""
+
+        def decorator(func):
+            func = self.errors(errors or {})(func)
+            func = self.response(status, response_schema)(func)
+            func = self.arguments(body_schema)(func)
+            func = idempotent_route(self)(func)
+            return self.login_required(roles=roles)(func)
+
+        return decorator
+
 
 DEFAULT_ERROR = "DEFAULT_ERROR"
 STALE = "If-Match names an older version"  # the 412 of a write that sends If-Match
@@ -171,6 +186,16 @@ def default_in_words(_converter, field, ret, **_):
     return {"description": f"{description} (default: {shown})" if description else f"default: {shown}"}
 
 
+def shown_by(present):
+    """A feature's `shown(document, status, seen)`: the document shaped for the caller by
+    `present(document, user, access=seen)` (`seen`: what they may do, when already decided), with its ETag."""
+
+    def shown(document, status: int = 200, seen=None):
+        return with_etag(present(document, auth.current_user(), access=seen), document.version, status)
+
+    return shown
+
+
 def expected_version():
     """`If-Match: "7"` -> 7 (the resource's version, as its ETag says); a value that names no
     version of ours is simply stale (412)."""
@@ -195,7 +220,17 @@ def paginate(query, pagination_parameters):
     return query.skip(first).limit(size)
 
 
+def private_answers(response):
+    """`after_request`: what a signed-in caller gets is theirs, kept by no cache even without nginx."""
+    if response.mimetype == "application/json":
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.headers.get("Authorization") or g.get("user") is not None:
+            response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def init_app(app) -> Api:
+    app.after_request(private_answers)
     api = Api(app, spec_kwargs={
         "info": {"description": API_DESCRIPTION},
         "servers": [{"url": "/"}],

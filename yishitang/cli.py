@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -43,9 +44,28 @@ def _database(settings: Settings):
     except EmbeddedDatabaseError as exc:
         raise click.ClickException(f"无法启动内置数据库 (embedded database failed): {exc}") from None
     try:
-        yield settings.replace(mongodb_uri=server.uri)
+        started = settings.replace(mongodb_uri=server.uri, embedded_started=True)
+        if started.demo and not started.jwt_secret:
+            started = started.replace(jwt_secret=_demo_secret(Path(path)))
+        yield started
     finally:
         server.stop()
+
+
+def _demo_secret(folder: Path) -> str:
+    """The demo's signing key: random, made once per data folder and kept there, readable by its owner only."""
+    path = folder / "demo-jwt-secret"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) >= 32:
+            return key
+        raise click.ClickException(f"{path} 内容无效 (invalid demo key): delete it to make a new one") from None
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key + "\n")
+    return key
 
 
 @contextlib.contextmanager
@@ -105,6 +125,7 @@ def serve(host, port, with_scheduler, demo_issues):
             from .devtools import DEMO_ISSUES, DEMO_LOGINS, seed_demo
 
             with app.app_context(), _reachable():
+                _refuse_foreign_data()
                 seed_demo(progress=True)
                 _seed_demo_issues(DEMO_ISSUES if demo_issues is None else demo_issues)
             _banner(host, port, settings, DEMO_LOGINS)
@@ -128,7 +149,9 @@ DEMO_TEMPLATES = ("issue_status", "rate", "consultation", "reminder", "overdue")
 
 def _start_scheduler(settings):
     """`yishitang scheduler` as a child process sharing this database and WeChat endpoint."""
+    # Not in demo mode: the child did not start the database (demo's only use there is the key it is given).
     env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
+           "JWT_SECRET": settings.jwt_secret, "YISHITANG_DEMO": "",
            "WECHAT_API_BASE": settings.wechat_api_base, "WECHAT_APPID": settings.wechat_appid,
            "WECHAT_SECRET": settings.wechat_secret,
            **{f"WECHAT_TEMPLATE_{key.upper()}": value for key, value in settings.wechat_templates.items()}}
@@ -200,6 +223,15 @@ def _seed_demo_issues(count: int) -> dict:
     return added
 
 
+def _refuse_foreign_data() -> None:
+    from .devtools import foreign_data
+
+    found = foreign_data()
+    if found:
+        raise click.ClickException(f"数据库中已有非演示数据 ({found})，不写入演示账号 (the database holds data "
+                                   "that is not the demo's: demo accounts are never added to it)")
+
+
 @main.command("seed-demo")
 @click.option("--issues", "issue_count", default=0, show_default=True, type=click.IntRange(0, 100_000),
               help="also add this many issues of the last year, when the database has no issues yet")
@@ -211,6 +243,7 @@ def seed_demo_command(issue_count):
 
         app = _app(settings)
         with app.app_context():
+            _refuse_foreign_data()
             counts = seed_demo(progress=True)
             if issue_count:
                 from .issues.models import Issue

@@ -7,10 +7,16 @@ Every setting is read once, by `Settings.from_env()`; nothing else in the code r
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import os
+import secrets
 from dataclasses import dataclass, field
 
 from flask import current_app
+
+
+MIN_SECRET_BYTES = 32
 
 
 class ConfigError(Exception):
@@ -34,7 +40,8 @@ class Settings:
     mongodb_timeout_ms: int = 3000
     embedded_db_path: str = "var/db"
 
-    # Tokens. The secret is required outside demo and test mode.
+    # Tokens. The secret is required outside demo and test mode (32+ bytes in every mode); demo mode
+    # without one gets a random key kept in its data folder, test mode a random key per process.
     jwt_secret: str = ""
     access_token_ttl_s: int = 15 * 60
     refresh_token_ttl_s: int = 30 * 24 * 3600
@@ -51,6 +58,8 @@ class Settings:
 
     # Modes and display.
     demo: bool = False
+    # Set by `yishitang serve` only, never from the environment: the embedded database it started.
+    embedded_started: bool = False
     testing: bool = False
     tz: str = "Asia/Shanghai"
     issue_number_prefix: str = "DW"
@@ -117,17 +126,17 @@ class Settings:
             if key.startswith("WECHAT_TEMPLATE_") and value
         }
         values.update(overrides)
+        if values.get("testing") and not values.get("jwt_secret") and not values.get("demo"):
+            values["jwt_secret"] = secrets.token_urlsafe(32)  # no fixed key in the source, even for tests
         settings = cls(**values)
         settings.check()
         return settings
 
     def check(self) -> None:
-        if not self.jwt_secret and not (self.demo or self.testing):
-            raise ConfigError(
-                "JWT_SECRET must be set (at least 32 characters) outside demo and test mode"
-            )
-        if self.jwt_secret and len(self.jwt_secret) < 32 and not (self.demo or self.testing):
-            raise ConfigError("JWT_SECRET must be at least 32 characters long")
+        if not self.jwt_secret and not self.demo:
+            raise ConfigError("JWT_SECRET must be set (at least 32 characters) outside demo mode")
+        if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} characters long (in every mode)")
         if self.wechat_push_mode != "plain":
             raise ConfigError("WECHAT_PUSH_MODE: only `plain` is supported (safe mode's AES is not built)")
         if self.file_url_ttl_s < 60:
@@ -135,10 +144,22 @@ class Settings:
         if self.metrics_token and len(self.metrics_token) < 16:
             raise ConfigError("METRICS_TOKEN must be at least 16 characters long (or unset)")
 
+    def check_app(self) -> None:
+        """What the app itself needs: a real key, and demo mode only on the database serve started."""
+        if self.demo and not self.embedded_started:
+            raise ConfigError("demo mode (YISHITANG_DEMO=1) runs only on the embedded database that "
+                              "`yishitang serve` starts itself: unset MONGODB_URI, or unset YISHITANG_DEMO")
+        if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"JWT_SECRET must be set, at least {MIN_SECRET_BYTES} characters long")
+
     @property
     def signing_key(self) -> str:
-        # Demo and test mode may run without a secret; a fixed one is fine there and only there.
-        return self.jwt_secret or "yishitang-demo-and-test-only-signing-key-0000"
+        return self.jwt_secret
+
+    @property
+    def checkin_key(self) -> bytes:
+        # Its own key: a check-in code shown on a screen must say nothing usable about the token key.
+        return hmac.new(self.jwt_secret.encode(), b"yishitang check-in codes v1", hashlib.sha256).digest()
 
     @property
     def push_token(self) -> str:
@@ -181,7 +202,7 @@ SETTINGS: dict[str, tuple[str, type, str]] = {
     "mongodb_db": ("MONGODB_DB", str, "database name used when the URI names none (default `yishitang`)"),
     "mongodb_timeout_ms": ("MONGODB_TIMEOUT_MS", int, "server selection timeout; past it requests get 503 (default 3000)"),
     "embedded_db_path": ("YISHITANG_DB_PATH", str, "storage folder of the embedded database (default `var/db`)"),
-    "jwt_secret": ("JWT_SECRET", str, "HMAC key for tokens, 32+ chars; required outside demo and test mode"),
+    "jwt_secret": ("JWT_SECRET", str, "HMAC key for tokens, 32+ bytes in every mode; required outside demo mode (demo: a random key kept in the data folder)"),
     "access_token_ttl_s": ("ACCESS_TOKEN_TTL", int, "access token lifetime in seconds (default 900)"),
     "refresh_token_ttl_s": ("REFRESH_TOKEN_TTL", int, "refresh token lifetime in seconds (default 2592000, 30 days)"),
     "wechat_appid": ("WECHAT_APPID", str, "mini-program AppID"),
@@ -192,7 +213,7 @@ SETTINGS: dict[str, tuple[str, type, str]] = {
     "wechat_push_mode": ("WECHAT_PUSH_MODE", str, "message push mode; only `plain` (明文模式) is supported (default plain)"),
     "public_url": ("YISHITANG_PUBLIC_URL", str, "https base URL of this API as phones and WeChat reach it, for signed photo links (default: the request's host)"),
     "file_url_ttl_s": ("FILE_URL_TTL", int, "seconds a signed photo link works (default 1800)"),
-    "demo": ("YISHITANG_DEMO", bool, "`1`: demo mode (local fake WeChat, demo logins, fixed signing key allowed)"),
+    "demo": ("YISHITANG_DEMO", bool, "`1`: demo mode (local fake WeChat, demo logins); `serve` on its own embedded database only"),
     "testing": ("YISHITANG_TESTING", bool, "`1`: test mode (set by the test suite)"),
     "tz": ("YISHITANG_TZ", str, "time zone for display and per-day grouping (default Asia/Shanghai)"),
     "issue_number_prefix": ("ISSUE_NUMBER_PREFIX", str, "prefix of human-readable issue numbers (default `DW`)"),

@@ -19,6 +19,7 @@ from bson.errors import InvalidId
 from mongoengine.connection import get_db
 from pymongo.uri_parser import parse_uri
 
+from . import failpoints
 from .errors import NotFound
 
 ALIAS = "default"
@@ -72,7 +73,7 @@ def update_and_get(collection, query, update, key: dict, *, upsert=False, sessio
     collection scan while both of these ride an index. The read may see a later write: callers
     only need "at least as new as mine".
     """
-    result = collection.update_one(query, update, upsert=upsert, session=session)
+    result = update_by_id(collection, query, update, upsert=upsert, session=session)
     if result.upserted_id is not None:
         return collection.find_one({"_id": result.upserted_id}, projection, session=session)
     if not result.matched_count:
@@ -136,6 +137,17 @@ def after_commit(session, announce) -> None:
         _after_commit[id(session)].append(announce)
 
 
+def update_by_id(collection, query: dict, update: dict, *, upsert=False, session=None):
+    """`update_one` of the document `query["_id"]` names, conditional on the other fields of `query`.
+
+    The _id index is named when other fields are there too (`hint_for`): SecantusDB's planner
+    would plan `{_id, version, status}` as a scan. Unlike a hinted find, a hinted update does not
+    walk the index whole (4 ms either way at 20 000 issues).
+    """
+    hint = hint_for(query, [("_id", 1)]) if "_id" in query else None
+    return collection.update_one(query, update, upsert=upsert, session=session, hint=hint)
+
+
 def run_in_transaction(write):
     """Run `write(session)` in a multi-document transaction, retried on transient errors.
 
@@ -150,6 +162,7 @@ def run_in_transaction(write):
     with client().start_session() as session:
         for attempt in itertools.count():
             if attempt:
+                failpoints.reach("transaction.retry")  # tests see a guarded write meet another
                 time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))  # conflicting writers spread out
             session.start_transaction()
             announcements = _after_commit[id(session)] = []
@@ -205,10 +218,16 @@ def ensure_indexes() -> None:
         cls.ensure_indexes()
 
 
-class BaseDocument(me.Document):
-    """created_at / updated_at on every document; indexes are created at start, not on first use."""
+class Record(me.Document):
+    """A stored document whose indexes are created at start (`ensure_indexes`), not on first use."""
 
     meta = {"abstract": True, "auto_create_index": False}
+
+
+class BaseDocument(Record):
+    """A record stamped with created_at / updated_at."""
+
+    meta = {"abstract": True}
 
     created_at = me.DateTimeField(default=utcnow, required=True)
     updated_at = me.DateTimeField(default=utcnow, required=True)
@@ -224,6 +243,11 @@ def object_id(value) -> ObjectId:
         return ObjectId(str(value))
     except (InvalidId, TypeError):
         raise NotFound() from None
+
+
+def given(**conditions) -> dict:
+    """The filters a search was given: those whose value is neither None nor an empty string."""
+    return {field: value for field, value in conditions.items() if value is not None and value != ""}
 
 
 def get_or_404(doc_cls, id_, **filters):

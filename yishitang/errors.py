@@ -36,59 +36,32 @@ class DomainError(Exception):
         self.status = status or self.status
 
 
-class InvalidInput(DomainError):
-    status, error, message = 422, "validation_failed", "提交的内容有误，请检查后重试"
+def _refusal(name: str, status: int, error: str, message: str) -> type[DomainError]:
+    """A kind of refusal: a `DomainError` subclass with its own status, code and Chinese message."""
+    return type(name, (DomainError,), {"status": status, "error": error, "message": message, "__module__": __name__})
 
 
-class Unauthorized(DomainError):
-    status, error, message = 401, "unauthorized", "请先登录"
+InvalidInput = _refusal("InvalidInput", 422, "validation_failed", "提交的内容有误，请检查后重试")
+Unauthorized = _refusal("Unauthorized", 401, "unauthorized", "请先登录")
+Forbidden = _refusal("Forbidden", 403, "forbidden", "没有权限执行此操作")
+NotFound = _refusal("NotFound", 404, "not_found", "内容不存在或无权查看")
+Conflict = _refusal("Conflict", 409, "conflict", "操作与当前状态冲突")
+PreconditionFailed = _refusal("PreconditionFailed", 412, "stale_version", "内容已被他人修改，请刷新后重试")
+PayloadTooLarge = _refusal("PayloadTooLarge", 413, "payload_too_large", "上传内容过大")
+RateLimited = _refusal("RateLimited", 429, "rate_limited", "操作过于频繁，请稍后再试")
+UpstreamUnavailable = _refusal("UpstreamUnavailable", 503, "upstream_unavailable", "外部服务暂时不可用，请稍后重试")
 
-
-class Forbidden(DomainError):
-    status, error, message = 403, "forbidden", "没有权限执行此操作"
-
-
-class NotFound(DomainError):
-    status, error, message = 404, "not_found", "内容不存在或无权查看"
-
-
-class Conflict(DomainError):
-    status, error, message = 409, "conflict", "操作与当前状态冲突"
-
-
-class PreconditionFailed(DomainError):
-    status, error, message = 412, "stale_version", "内容已被他人修改，请刷新后重试"
-
-
-class PayloadTooLarge(DomainError):
-    status, error, message = 413, "payload_too_large", "上传内容过大"
-
-
-class RateLimited(DomainError):
-    status, error, message = 429, "rate_limited", "操作过于频繁，请稍后再试"
-
-
-class UpstreamUnavailable(DomainError):
-    status, error, message = 503, "upstream_unavailable", "外部服务暂时不可用，请稍后重试"
-
-
-# Default (error, Chinese message) for HTTP errors raised by Flask, werkzeug and webargs.
+# Default (error, Chinese message) for HTTP errors raised by Flask, werkzeug and webargs: the
+# refusals' own where the status is theirs, so the two never drift apart.
 HTTP_DEFAULTS = {
     400: ("bad_request", "请求格式有误"),
-    401: ("unauthorized", "请先登录"),
-    403: ("forbidden", "没有权限执行此操作"),
-    404: ("not_found", "内容不存在或无权查看"),
     405: ("method_not_allowed", "不支持该请求方法"),
-    409: ("conflict", "操作与当前状态冲突"),
-    412: ("stale_version", "内容已被他人修改，请刷新后重试"),
-    413: ("payload_too_large", "上传内容过大"),
     415: ("unsupported_media_type", "不支持的内容类型"),
-    422: ("validation_failed", "提交的内容有误，请检查后重试"),
     428: ("precondition_required", "请求缺少必要的前置条件"),
-    429: ("rate_limited", "操作过于频繁，请稍后再试"),
     500: ("internal_error", "服务器内部错误，请稍后重试"),
     503: ("service_unavailable", "服务暂时不可用，请稍后重试"),
-}
+} | {kind.status: (kind.error, kind.message) for kind in (
+    Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, InvalidInput, RateLimited)}
 
 DATABASE_ERRORS = (
     pymongo.errors.ConnectionFailure,  # includes AutoReconnect, NetworkTimeout, ServerSelectionTimeout
@@ -142,30 +115,30 @@ def handle_unexpected(exc: Exception):
 
 
 # marshmallow's English field messages, in Chinese for the people who read them.
-FIELD_MESSAGES = [
-    (re.compile(r"^Missing data for required field\.$"), "必填"),
-    (re.compile(r"^Unknown field\.$"), "不允许的字段"),
-    (re.compile(r"^Field may not be null\.$"), "不能为空"),
-    (re.compile(r"^Not a valid string\.$"), "应为字符串"),
-    (re.compile(r"^Not a valid integer\.$"), "应为整数"),
-    (re.compile(r"^Not a valid number\.$"), "应为数字"),
-    (re.compile(r"^Not a valid boolean\.$"), "应为 true 或 false"),
-    (re.compile(r"^Not a valid list\.$"), "应为列表"),
-    (re.compile(r"^Not a valid mapping type\.$"), "应为对象"),
-    (re.compile(r"^Not a valid (datetime|date)\.$"), "时间格式应为 ISO 8601"),
-    (re.compile(r"^Invalid input type\.$"), "类型不正确"),
-    (re.compile(r"^Invalid value\.$"), "取值无效"),
-    (re.compile(r"^String does not match expected pattern\.$"), "格式不正确"),
-    (re.compile(r"^Length must be between (\d+) and (\d+)\.$"), r"长度应在 \1 到 \2 之间"),
-    (re.compile(r"^Shorter than minimum length (\d+)\.$"), r"长度至少为 \1"),
-    (re.compile(r"^Longer than maximum length (\d+)\.$"), r"长度最多为 \1"),
-    (re.compile(r"^Length must be (\d+)\.$"), r"长度应为 \1"),
-    (re.compile(r"^Must be one of: (.*)\.$"), r"应为以下之一：\1"),
-    (re.compile(r"^Must be greater than or equal to (\S+) and less than or equal to (\S+)\.$"), r"应在 \1 到 \2 之间"),
-    (re.compile(r"^Must be greater than or equal to (\S+)\.$"), r"应不小于 \1"),
-    (re.compile(r"^Must be less than or equal to (\S+)\.$"), r"应不大于 \1"),
-    (re.compile(r"^Must be greater than (\S+)\.$"), r"应大于 \1"),
-]
+FIELD_MESSAGES = {re.compile(pattern): chinese for pattern, chinese in {
+    r"Missing data for required field\.": "必填",
+    r"Unknown field\.": "不允许的字段",
+    r"Field may not be null\.": "不能为空",
+    r"Not a valid string\.": "应为字符串",
+    r"Not a valid integer\.": "应为整数",
+    r"Not a valid number\.": "应为数字",
+    r"Not a valid boolean\.": "应为 true 或 false",
+    r"Not a valid list\.": "应为列表",
+    r"Not a valid mapping type\.": "应为对象",
+    r"Not a valid (datetime|date)\.": "时间格式应为 ISO 8601",
+    r"Invalid input type\.": "类型不正确",
+    r"Invalid value\.": "取值无效",
+    r"String does not match expected pattern\.": "格式不正确",
+    r"Length must be between (\d+) and (\d+)\.": r"长度应在 \1 到 \2 之间",
+    r"Shorter than minimum length (\d+)\.": r"长度至少为 \1",
+    r"Longer than maximum length (\d+)\.": r"长度最多为 \1",
+    r"Length must be (\d+)\.": r"长度应为 \1",
+    r"Must be one of: (.*)\.": r"应为以下之一：\1",
+    r"Must be greater than or equal to (\S+) and less than or equal to (\S+)\.": r"应在 \1 到 \2 之间",
+    r"Must be greater than or equal to (\S+)\.": r"应不小于 \1",
+    r"Must be less than or equal to (\S+)\.": r"应不大于 \1",
+    r"Must be greater than (\S+)\.": r"应大于 \1",
+}.items()}
 
 
 def translate(messages):
@@ -175,9 +148,9 @@ def translate(messages):
     if isinstance(messages, list):
         return [translate(value) for value in messages]
     if isinstance(messages, str):
-        for pattern, chinese in FIELD_MESSAGES:
-            if pattern.match(messages):
-                return pattern.sub(chinese, messages)
+        for pattern, chinese in FIELD_MESSAGES.items():
+            if found := pattern.fullmatch(messages):
+                return found.expand(chinese)
     return messages
 
 

@@ -18,6 +18,15 @@ class LocationSchema(ma.Schema):
     lat = ma.fields.Float(required=True, validate=validate.Range(-90, 90))
 
 
+class StudioRecordSchema(ma.Schema):
+    """What a record kept at a studio (an issue, a session) shows first: its id, its studio and the
+    studio's community."""
+
+    id = ma.fields.String()
+    studio_id = ma.fields.String()
+    region_code = ma.fields.String()
+
+
 class LocalDateTime(ma.fields.DateTime):
     """A time as people read it: ISO 8601 in the display zone (`YISHITANG_TZ`, +08:00), whatever
     zone it was stored or sent in. Input is read as any ISO 8601 time with an offset."""

@@ -17,7 +17,7 @@ from flask import request
 from pymongo.errors import DuplicateKeyError
 
 from .auth import current_user
-from .db import utcnow
+from .db import Record, utcnow
 from .errors import Conflict, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -28,10 +28,9 @@ TTL = dt.timedelta(hours=24)
 CLAIM_LEASE = dt.timedelta(minutes=1)
 
 
-class IdempotencyRecord(me.Document):
+class IdempotencyRecord(Record):
     meta = {
         "collection": "idempotency_keys",
-        "auto_create_index": False,
         "indexes": [
             {"fields": ["user_id", "key"], "unique": True},
             {"fields": ["created_at"], "expireAfterSeconds": int(TTL.total_seconds())},
@@ -80,49 +79,54 @@ def idempotent(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        key = request.headers.get(HEADER)
-        if key is None:
-            return view(*args, **kwargs)
-        if not 1 <= len(key) <= 128:
-            raise InvalidInput("Idempotency-Key 长度应为 1 到 128 个字符", error="invalid_idempotency_key")
-        user, fingerprint = current_user(), _fingerprint()
-        since = utcnow() - TTL
-        try:
-            record = IdempotencyRecord(user_id=user.id, key=key, fingerprint=fingerprint, created_at=utcnow())
-            record.save(force_insert=True)
-        except (DuplicateKeyError, me.NotUniqueError):
-            earlier = IdempotencyRecord.objects(user_id=user.id, key=key).first()
-            claimed_at = earlier.created_at.replace(tzinfo=dt.timezone.utc) if earlier else None
-            if earlier is None or claimed_at < since:
-                # Expired but not yet swept by the TTL monitor: start afresh.
-                IdempotencyRecord.objects(user_id=user.id, key=key).delete()
-                return wrapper(*args, **kwargs)
-            if earlier.status is None and claimed_at < utcnow() - CLAIM_LEASE:
-                # The request that claimed it never finished: take it over (once, if two retries race).
-                IdempotencyRecord.objects(id=earlier.id, status=None).delete()
-                return wrapper(*args, **kwargs)
-            if earlier.fingerprint != fingerprint:
-                raise Conflict("该 Idempotency-Key 已用于另一个请求", error="idempotency_key_reused")
-            if earlier.status is None:
-                raise Conflict("相同的请求正在处理中，请稍后重试", error="request_in_progress",
-                               headers={"Retry-After": "1"})
-            return _replay(earlier)
-        try:
-            response = view(*args, **kwargs)
-        except BaseException:
-            _release(record)  # the retry must be able to run for real
-            raise
-        if response.status_code >= 500:
-            _release(record)
-            return response
-        record.update(
-            set__status=response.status_code,
-            set__body=response.get_data(as_text=True),
-            set__headers={k: response.headers[k] for k in KEPT_HEADERS if k in response.headers},
-        )
-        return response
+        return _claimed(view, args, kwargs)  # a module function: `make mutate` reaches it at run time
 
     return wrapper
+
+
+def _claimed(view, args, kwargs):
+    """Run the view once per (user, key): claim the key first, replay what the first run answered."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return view(*args, **kwargs)
+    if not 1 <= len(key) <= 128:
+        raise InvalidInput("Idempotency-Key 长度应为 1 到 128 个字符", error="invalid_idempotency_key")
+    user, fingerprint = current_user(), _fingerprint()
+    since = utcnow() - TTL
+    try:
+        record = IdempotencyRecord(user_id=user.id, key=key, fingerprint=fingerprint, created_at=utcnow())
+        record.save(force_insert=True)
+    except (DuplicateKeyError, me.NotUniqueError):
+        earlier = IdempotencyRecord.objects(user_id=user.id, key=key).first()
+        claimed_at = earlier.created_at.replace(tzinfo=dt.timezone.utc) if earlier else None
+        if earlier is None or claimed_at < since:
+            # Expired but not yet swept by the TTL monitor: start afresh.
+            IdempotencyRecord.objects(user_id=user.id, key=key).delete()
+            return _claimed(view, args, kwargs)
+        if earlier.status is None and claimed_at < utcnow() - CLAIM_LEASE:
+            # The request that claimed it never finished: take it over (once, if two retries race).
+            IdempotencyRecord.objects(id=earlier.id, status=None).delete()
+            return _claimed(view, args, kwargs)
+        if earlier.fingerprint != fingerprint:
+            raise Conflict("该 Idempotency-Key 已用于另一个请求", error="idempotency_key_reused")
+        if earlier.status is None:
+            raise Conflict("相同的请求正在处理中，请稍后重试", error="request_in_progress",
+                           headers={"Retry-After": "1"})
+        return _replay(earlier)
+    try:
+        response = view(*args, **kwargs)
+    except BaseException:
+        _release(record)  # the retry must be able to run for real
+        raise
+    if response.status_code >= 500:
+        _release(record)
+        return response
+    record.update(
+        set__status=response.status_code,
+        set__body=response.get_data(as_text=True),
+        set__headers={k: response.headers[k] for k in KEPT_HEADERS if k in response.headers},
+    )
+    return response
 
 
 def describe(blp):

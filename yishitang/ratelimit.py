@@ -47,15 +47,25 @@ class Rule:
         return cls(name, int(limit), int(window), per)
 
 
-def hit(rule: Rule, caller: str, now: dt.datetime | None = None) -> None:
-    """Count one request; over the limit is 429 with the seconds until the window ends."""
+def hit(rule: Rule, caller: str, now: dt.datetime | None = None, refund_refused: bool = False) -> str:
+    """Count one request; over the limit is 429 with the seconds until the window ends.
+    Returns the counter's id, for `refund`."""
     now = now or utcnow()
     start = math.floor(now.timestamp() / rule.window_s) * rule.window_s
     window_end = dt.datetime.fromtimestamp(start + rule.window_s, dt.timezone.utc)
-    count = _increment(f"{rule.name}:{caller}:{start}", window_end + dt.timedelta(seconds=60))
+    counter_id = f"{rule.name}:{caller}:{start}"
+    count = _increment(counter_id, window_end + dt.timedelta(seconds=60))
     if count > rule.limit:
+        if refund_refused:
+            refund(counter_id)
         retry_after = max(1, math.ceil((window_end - now).total_seconds()))
         raise RateLimited(headers={"Retry-After": str(retry_after)})
+    return counter_id
+
+
+def refund(counter_id: str) -> None:
+    """Give back one count: the request it stood for was not accepted."""
+    RateCounter._get_collection().update_one({"_id": counter_id, "count": {"$gt": 0}}, {"$inc": {"count": -1}})
 
 
 def _increment(counter_id: str, expires_at: dt.datetime) -> int:
@@ -77,17 +87,29 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
-def limited(name: str, per: str):
-    """Decorate a view: its rule comes from the settings (`rate_limits[name]`, e.g. "10/3600")."""
+def limited(name: str, per: str, accepted_only: bool = False):
+    """Decorate a view: its rule comes from the settings (`rate_limits[name]`, e.g. "10/3600").
+    `accepted_only`: a request the view refuses (an error raised or answered) gives its count back,
+    so rejected attempts never use up a quota; counting first keeps simultaneous requests in it."""
 
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
             spec = config.settings().rate_limits.get(name)
-            if spec:
-                caller = client_ip() if per == "ip" else str(current_user().id)
-                hit(Rule.parse(name, spec, per), caller)
-            return view(*args, **kwargs)
+            if not spec:
+                return view(*args, **kwargs)
+            caller = client_ip() if per == "ip" else str(current_user().id)
+            counter_id = hit(Rule.parse(name, spec, per), caller, refund_refused=accepted_only)
+            if not accepted_only:
+                return view(*args, **kwargs)
+            try:
+                result = view(*args, **kwargs)
+            except BaseException:
+                refund(counter_id)
+                raise
+            if getattr(result, "status_code", 200) >= 400:
+                refund(counter_id)
+            return result
 
         return wrapper
 

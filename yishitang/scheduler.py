@@ -18,16 +18,15 @@ from typing import Callable
 import mongoengine as me
 from pymongo.errors import DuplicateKeyError
 
-from .db import utcnow
+from .db import Record, utcnow
 
 log = logging.getLogger(__name__)
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-class JobRun(me.Document):
+class JobRun(Record):
     meta = {
         "collection": "job_runs",
-        "auto_create_index": False,
         "indexes": [{"fields": ["job", "-slot"]}, {"fields": ["started_at"], "expireAfterSeconds": 7 * 24 * 3600}],
     }
 

@@ -177,9 +177,8 @@ def hot_routes(db, year):
     period = {"region": "211104", "from": f"{year}-01-01", "to": f"{year}-12-31"}
     query = "&".join(f"{k}={v}" for k, v in period.items())
     return member, resident, admin, [
-        # name, who, method, app path, bare path, body. Stats first: the writes below would make it
-        # recompute today's cells until the scheduler's next rollup, which a bench does not run.
-        ("stats overview", "admin", "GET", lambda: f"/api/v1/stats/overview?{query}", lambda: f"/bare/stats?{query}", None),
+        # name, who, method, app path, bare path, body. Stats last: the writes before it leave cells
+        # written since the last rollup, which it recomputes, as between two runs of the scheduler.
         ("member queue page", "member", "GET", lambda: "/api/v1/issues?page=1&page_size=20",
          lambda: "/bare/issues?page=1&page_size=20", None),
         ("issue detail", "member", "GET", lambda: f"/api/v1/issues/{next(detail_ids)}",
@@ -188,6 +187,7 @@ def hot_routes(db, year):
          lambda: {**create, "title": f"充电车棚问题{next(counter)}"}),
         ("action (comment)", "member", "POST", lambda: f"/api/v1/issues/{next(action_ids)}/actions",
          lambda: f"/bare/issues/{next(action_ids)}/actions", lambda: {"action": "comment", "note": "已联系物业"}),
+        ("stats overview", "admin", "GET", lambda: f"/api/v1/stats/overview?{query}", lambda: f"/bare/stats?{query}", None),
     ]
 
 
@@ -262,6 +262,7 @@ def main():
                 print(f"{size:>8} prepared: {results['prepare_seconds'][size]}", flush=True)
                 db = pymongo.MongoClient(dataset.database.uri, tz_aware=True)[DB_NAME]
                 results["sizes"][size] = routes_once(env, db, secret, args.requests)
+                results.setdefault("metrics_hooks_us", metrics_hooks_us(env))
                 results.setdefault("concurrency", {})[size] = under_load(env, db, secret, args.clients, args.seconds)
             finally:
                 dataset.database.stop()
@@ -273,8 +274,12 @@ def main():
     report(results)
 
 
+ROUNDS = 3  # each figure measured this many times, app and baseline in turn; the report gives the spread
+
+
 def routes_once(env, db, secret, requests_per_route) -> dict:
-    """Each hot route n times in a row, on the app and on the bare baseline (one worker each)."""
+    """Each hot route n times in a row, on the app and then on the bare baseline (one worker each),
+    route after route, the whole round ROUNDS times; each figure is the median of its rounds."""
     app = Server("wsgi:app", env)
     bare = Server("tests.benchmarks.bare_app:app", env)
     try:
@@ -282,14 +287,15 @@ def routes_once(env, db, secret, requests_per_route) -> dict:
         headers = {role: {"Authorization": f"Bearer {token(secret, user)}"}
                    for role, user in (("member", member), ("resident", resident), ("admin", admin))}
         routes.insert(2, queue_by_cursor(app, headers["member"]))
-        rows = {}
-        for name, who, method, app_path, bare_path, body in routes:
-            rows[name] = {"app": measure(app, method, app_path, headers[who], requests_per_route, body),
-                          "bare": measure(bare, method, bare_path, headers[who], requests_per_route, body)}
-            a, b = rows[name]["app"], rows[name]["bare"]
-            print(f"{db.issues.estimated_document_count():>8} {name:<18} app {a['wall_ms']:7.2f} ms {a['cpu_ms']:6.2f} cpu-ms"
-                  f" | bare {b['wall_ms']:7.2f} ms {b['cpu_ms']:6.2f} cpu-ms", flush=True)
-        return rows
+        runs: dict = {name: {"app": [], "bare": []} for name, *_ in routes}
+        for round_ in range(ROUNDS):
+            for name, who, method, app_path, bare_path, body in routes:
+                runs[name]["app"].append(measure(app, method, app_path, headers[who], requests_per_route, body))
+                runs[name]["bare"].append(measure(bare, method, bare_path, headers[who], requests_per_route, body))
+                a, b = runs[name]["app"][-1], runs[name]["bare"][-1]
+                print(f"{db.issues.estimated_document_count():>8} round {round_ + 1} {name:<18} app {a['wall_ms']:7.2f} ms "
+                      f"{a['cpu_ms']:6.2f} cpu-ms | bare {b['wall_ms']:7.2f} ms {b['cpu_ms']:6.2f} cpu-ms", flush=True)
+        return {name: {side: summarise(measured) for side, measured in sides.items()} for name, sides in runs.items()}
     finally:
         app.stop()
         bare.stop()
@@ -308,6 +314,33 @@ def queue_by_cursor(server, headers, depth=10):
     after = f"{body['k'][0]['t']},{body['k'][1]['o']}"
     return ("member queue cursor", "member", "GET", lambda: f"/api/v1/issues?cursor={cursor}&page_size=20",
             lambda: f"/bare/issues?after={after}&page_size=20", None)
+def summarise(rounds: list[dict]) -> dict:
+    """The median of the rounds, their spread (min, max) and the rounds themselves."""
+    return {**{key: statistics.median(r[key] for r in rounds) for key in ("wall_ms", "cpu_ms")},
+            **{f"{key}_spread": [min(r[key] for r in rounds), max(r[key] for r in rounds)] for key in ("wall_ms", "cpu_ms")},
+            "rounds": rounds}
+
+
+HOOKS = """
+import time
+from flask import Response
+from yishitang import create_app, metrics
+app, response, best = create_app(), Response(status=200), float("inf")
+with app.test_request_context("/api/v1/issues/0123456789abcdef01234567"):
+    for _ in range(5):
+        started = time.process_time()
+        for _ in range(2000):
+            metrics._start_timer()
+            metrics._record(response)
+        best = min(best, (time.process_time() - started) / 2000)
+print(best * 1e6)
+"""
+
+
+def metrics_hooks_us(env) -> list[float]:
+    """CPU microseconds the two metrics hooks add to every request (best of 5 x 2000), ROUNDS times."""
+    return [float(subprocess.run([sys.executable, "-c", HOOKS], env=env, cwd=ROOT, check=True, capture_output=True,
+                                 text=True).stdout.split()[-1]) for _ in range(ROUNDS)]
 
 
 def under_load(env, db, secret, clients, seconds) -> dict:
@@ -335,13 +368,22 @@ def report(results):
     small, large = sizes[0], sizes[-1]
     print(f"\nmachine: {results['machine']}")
     print(f"load and rollup time (seconds): {results['prepare_seconds']}")
-    header = f"{'route':<18} {'size':>8} {'app ms':>8} {'bare ms':>8} {'wall x':>7} {'app cpu':>8} {'bare cpu':>8} {'cpu x':>6}"
+    print(f"medians of {ROUNDS} rounds, spread (min-max) after them")
+    header = (f"{'route':<18} {'size':>8} {'app ms':>17} {'bare ms':>17} {'wall x':>7} {'app cpu':>17} {'bare cpu':>17}"
+              f" {'cpu x':>6}")
     print(header)
+
+    def cell(side, key):
+        low, high = side.get(f"{key}_spread", [side[key], side[key]])
+        return f"{side[key]:7.2f} ({low:.2f}-{high:.2f})"
+
     for size in sizes:
         for name, row in results["sizes"][size].items():
             a, b = row["app"], row["bare"]
-            print(f"{name:<18} {size:>8} {a['wall_ms']:8.2f} {b['wall_ms']:8.2f} {a['wall_ms'] / b['wall_ms']:7.2f} "
-                  f"{a['cpu_ms']:8.2f} {b['cpu_ms']:8.2f} {a['cpu_ms'] / max(b['cpu_ms'], 0.01):6.2f}")
+            print(f"{name:<18} {size:>8} {cell(a, 'wall_ms'):>17} {cell(b, 'wall_ms'):>17} {a['wall_ms'] / b['wall_ms']:7.2f} "
+                  f"{cell(a, 'cpu_ms'):>17} {cell(b, 'cpu_ms'):>17} {a['cpu_ms'] / max(b['cpu_ms'], 0.01):6.2f}")
+    if results.get("metrics_hooks_us"):
+        print(f"metrics hooks: {', '.join(f'{us:.1f}' for us in results['metrics_hooks_us'])} µs CPU per request")
     if small != large:
         print(f"\ngrowth {small} -> {large} issues (app wall / app cpu):")
         for name in results["sizes"][large]:

@@ -20,7 +20,7 @@ CODE_STEP_S = 60  # a new code every minute, so a photographed QR code soon goes
 CODE_LIFETIME = dt.timedelta(minutes=5)  # a code is accepted this long after it was shown
 
 def _sign(consultation_id, window: int) -> str:
-    key = config.settings().signing_key.encode()
+    key = config.settings().checkin_key
     digest = hmac.new(key, f"yishitang-checkin|{consultation_id}|{window}".encode(), hashlib.sha256).digest()
     return base64.b32encode(digest[:5]).decode()  # 8 characters: enough for a code valid minutes
 

@@ -7,16 +7,22 @@ a runtime dependency would cost. The tests parse the output with the `icalendar`
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from ..db import as_utc
+from ..jsonbody import HIDDEN
 from .models import FORMAT_NAMES
 
+LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
 LINE_OCTETS = 75  # RFC 5545 3.1: longer lines are folded, continuation lines start with a space
 
 
 def escape(text: str | None) -> str:
-    """TEXT values (RFC 5545 3.3.11): backslash, semicolon, comma and newlines escaped."""
-    text = (text or "").replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+    """TEXT values (RFC 5545 3.3.11): backslash, semicolon, comma and newlines escaped; other line
+    breaks (NEL, U+2028, U+2029) become newlines, other control and hidden characters go (stored
+    before the API refused them, they would end a line early or break the calendar's parser)."""
+    text = LINE_BREAKS.sub("\n", text or "")
+    text = HIDDEN.sub("", text).replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
     return text.replace("\r\n", "\\n").replace("\r", "\\n").replace("\n", "\\n")
 
 

@@ -2,7 +2,7 @@
 
 import mongoengine as me
 
-from ..db import BaseDocument
+from ..db import BaseDocument, Record
 
 FORMATS = ("in_person", "online", "hybrid")
 FORMAT_NAMES = {"in_person": "线下", "online": "线上", "hybrid": "线上线下结合"}
@@ -78,10 +78,10 @@ class Consultation(BaseDocument):
     version = me.IntField(default=1)  # the ETag; bumped by edits, cancel and minutes, not by check-ins
 
 
-class StudioCalendar(me.Document):
+class StudioCalendar(Record):
     """One per studio; every booking bumps it inside its transaction, so two overlapping
     bookings made at the same moment write-conflict and the second one sees the first."""
 
-    meta = {"collection": "consultation_calendars", "auto_create_index": False}
+    meta = {"collection": "consultation_calendars"}
     id = me.ObjectIdField(primary_key=True)  # the studio's id
     seq = me.IntField(default=0)

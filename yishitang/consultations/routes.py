@@ -2,9 +2,8 @@ from flask import current_app
 from flask.views import MethodView
 
 from .. import pagination
-from ..api import DEFAULT_ERROR, STALE, Blueprint, binary, etag, expected_version, with_etag
+from ..api import DEFAULT_ERROR, STALE, Blueprint, binary, etag, expected_version, shown_by
 from ..auth import ROLES, STAFF_ROLES, current_user
-from ..idempotency import idempotent_route
 from . import access, checkin, minutes, presenters, queries, service
 from .schemas import (CancelSchema, CheckinCodeSchema, CheckinCreateSchema, CheckinResultSchema,
                       ConsultationCreateSchema, ConsultationPatchSchema, ConsultationQuerySchema, ConsultationSchema,
@@ -36,9 +35,7 @@ blp = Blueprint("consultations", __name__, url_prefix="/api/v1/consultations", d
 ERROR = DEFAULT_ERROR
 
 
-def shown(consultation, status=200, seen=None):
-    """The session shaped for the caller (`seen`: what they may do with it, when already decided), with its ETag."""
-    return with_etag(presenters.view(consultation, current_user(), access=seen), consultation.version, status)
+shown = shown_by(presenters.view)
 
 
 @blp.route("")
@@ -59,11 +56,8 @@ class Consultations(MethodView):
         return presenters.views(pagination.page(queries.search(user, **args), pagination_parameters, order), user)
 
     @blp.doc(operationId="create_consultation")
-    @blp.login_required(roles=STAFF_ROLES)
-    @idempotent_route(blp)
-    @blp.arguments(ConsultationCreateSchema)
-    @blp.response(201, ConsultationSchema)
-    @blp.errors({409: "consultation_overlap, issue_not_schedulable", 422: "validation_failed, time_in_past"})
+    @blp.command(ConsultationCreateSchema, ConsultationSchema, roles=STAFF_ROLES, status=201,
+                 errors={409: "consultation_overlap, issue_not_schedulable", 422: "validation_failed, time_in_past"})
     def post(self, args):
         """Schedule a session at a studio; its linked issues move to `scheduled`.
 
@@ -105,11 +99,8 @@ class ConsultationById(MethodView):
 
 @blp.route("/<consultation_id>/cancel", methods=["POST"])
 @blp.doc(operationId="cancel_consultation")
-@blp.login_required(roles=STAFF_ROLES)
-@idempotent_route(blp)
-@blp.arguments(CancelSchema)
-@blp.response(200, ConsultationSchema)
-@blp.errors({409: "consultation_not_cancellable (held, minuted or cancelled)", 412: STALE})
+@blp.command(CancelSchema, ConsultationSchema, roles=STAFF_ROLES,
+             errors={409: "consultation_not_cancellable (held, minuted or cancelled)", 412: STALE})
 def cancel(args, consultation_id):
     """Cancel a planned session: linked issues go back to `accepted`, everyone concerned is told."""
     return shown(service.cancel(consultation_id, current_user(), args["reason"], expected_version=expected_version()))
@@ -131,12 +122,9 @@ def checkin_code(consultation_id):
 
 @blp.route("/<consultation_id>/checkins", methods=["POST"])
 @blp.doc(operationId="check_in")
-@blp.login_required(roles=ROLES)
-@idempotent_route(blp)
-@blp.arguments(CheckinCreateSchema)
-@blp.response(201, CheckinResultSchema)
-@blp.errors({409: "checkin_closed, already_checked_in, consultation_full, consultation_cancelled",
-             422: "invalid_checkin_code, checkin_code_expired"})
+@blp.command(CheckinCreateSchema, CheckinResultSchema, roles=ROLES, status=201,
+             errors={409: "checkin_closed, already_checked_in, consultation_full, consultation_cancelled",
+                     422: "invalid_checkin_code, checkin_code_expired"})
 def post_checkin(args, consultation_id):
     """Sign in to a session with the code shown there (once per person, within the capacity).
 

@@ -6,7 +6,7 @@ from marshmallow import validate
 from webargs.fields import DelimitedList
 
 from .. import config
-from ..fields import CODE, OBJECT_ID, LocalDateTime
+from ..fields import CODE, OBJECT_ID, LocalDateTime, StudioRecordSchema
 from .models import FORMATS, STATUSES
 
 TIME_ERRORS = {"invalid": "时间格式应为 ISO 8601，例如 2026-12-01T19:00:00+08:00",
@@ -148,10 +148,7 @@ class MinutesSchema(ma.Schema):
     recorded_at = LocalDateTime()
 
 
-class ConsultationSchema(ma.Schema):
-    id = ma.fields.String()
-    studio_id = ma.fields.String()
-    region_code = ma.fields.String()
+class ConsultationSchema(StudioRecordSchema):
     topic = ma.fields.String()
     description = ma.fields.String()
     starts_at = LocalDateTime(metadata={"description": "in Asia/Shanghai, e.g. 2026-12-01T19:00:00+08:00"})

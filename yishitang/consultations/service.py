@@ -13,7 +13,7 @@ import datetime as dt
 
 from pymongo.errors import DuplicateKeyError
 
-from .. import db
+from .. import db, failpoints
 from ..auth import has_role
 from ..db import as_utc, utcnow
 from ..errors import Conflict, Forbidden, InvalidInput, PreconditionFailed
@@ -98,6 +98,7 @@ def _book(studio_id, starts_at, ends_at, exclude_id, session) -> None:
         when = f"{local_text(other['starts_at'])}–{local(other['ends_at']).strftime('%H:%M')}"
         raise Conflict("该工作室在这个时间已有议事会", error="consultation_overlap",
                        errors={"starts_at": [f"与议事会「{other['topic']}」（{when}）时间重叠"]})
+    failpoints.reach("consultation.booked")  # tests hold one booking here while another books
 
 
 def _schedule_note(topic, starts_at, location) -> str:

@@ -5,11 +5,11 @@ What the `yishitang` command uses is named here, so the command depends on this 
 and not on its insides (the one import from the app's layer up into devtools).
 """
 
-from .demo import DEMO_LOGINS, seed_demo
+from .demo import DEMO_LOGINS, foreign_data, seed_demo
 from .demo_issues import DEMO_ISSUES, seed_demo_issues
 from .embedded import EmbeddedDatabase, EmbeddedDatabaseError
 from .fakewechat import FakeWeChat
 from .loadgen import seed_load
 
-__all__ = ["DEMO_ISSUES", "DEMO_LOGINS", "EmbeddedDatabase", "EmbeddedDatabaseError", "FakeWeChat", "seed_demo",
+__all__ = ["DEMO_ISSUES", "DEMO_LOGINS", "foreign_data", "EmbeddedDatabase", "EmbeddedDatabaseError", "FakeWeChat", "seed_demo",
            "seed_demo_issues", "seed_load"]

@@ -264,6 +264,18 @@ def seed_demo(progress: bool = True) -> dict:
     return {**counts(), "created": created}
 
 
+def foreign_data() -> str | None:
+    """What the database holds that the demo did not plan (a region, a staff account), or None:
+    demo accounts with published passwords must never land in a database with real data."""
+    plan = _plan()
+    region = Region._get_collection().find_one({"code": {"$nin": [r["code"] for r in plan.regions]}}, {"code": 1})
+    if region:
+        return f"region {region['code']}"
+    usernames = [u["username"] for u in plan.users if "username" in u]
+    staff = User._get_collection().find_one({"username": {"$type": "string", "$nin": usernames}}, {"username": 1})
+    return f"account {staff['username']}" if staff else None
+
+
 def user_fields(planned: dict, studio_ids: dict, hashes: dict) -> dict:
     fields = {k: v for k, v in planned.items() if k not in ("password", "studio_regions")}
     studio_regions = planned.get("studio_regions", [])

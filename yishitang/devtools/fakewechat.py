@@ -24,6 +24,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from .fakewechat_media import MediaChecks
 
 from . import fakewechat_control
+from .fakewechat_rules import input_of as _input, value_problem as _value_problem
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +34,8 @@ LEGACY_GRACE_S = 300
 # Longer than any client timeout used in tests, so an injected "timeout" is one for the client.
 DEFAULT_TIMEOUT_S = 2.5
 
-# Value limits by key kind ("thing1" -> "thing"); longer values get 47003. Kept apart from the
-# client's own table on purpose: the fake checks the client, so it must not share its mistakes.
-VALUE_LIMITS = {
-    "thing": 20,
-    "phrase": 5,
-    "name": 10,
-    "number": 32,
-    "character_string": 32,
-    "letter": 32,
-    "phone_number": 17,
-    "car_number": 8,
-}
 TEXT_SCENES = (1, 2, 3, 4)
+FORCED_REFRESHES_PER_DAY = 20  # stable_token with force_refresh: beyond this, 45009 (the fake's "day" is until reset)
 DEMO_LOGIN = re.compile(r"^demo:([^:]+):[^:]+$")
 DEMO_PHONE = re.compile(r"^demo-phone:(\d{11}):[^:]+$")
 
@@ -100,6 +90,7 @@ class FakeWeChat:
             self._used_demo_codes: set[str] = set()
             self._tokens: dict[str, float] = {}  # token -> expiry (epoch seconds); absent = invalid
             self._stable_token: str | None = None
+            self._forced_refreshes = 0
             self._grants: dict[tuple[str, str], int] = {}
             self._failures: dict[str, list] = {}
             self._verdicts: dict[str, tuple[str, int]] = {}
@@ -180,11 +171,11 @@ class FakeWeChat:
         """Record the call, apply an injected failure, else run the endpoint's own logic."""
 
         def view():
-            params = request.args.to_dict()
+            query = request.args.to_dict()
             body = request.get_json(silent=True) if request.method == "POST" else {}
-            params.update(body if isinstance(body, dict) else {})
+            params = _input(path, query, body if isinstance(body, dict) else {})
             with self._lock:
-                self.calls.append((path, params))
+                self.calls.append((path, {**query, **(body if isinstance(body, dict) else {})}))
                 queued = self._failures.get(path)
                 failure = queued.pop(0) if queued else None
             if failure == "timeout":
@@ -202,6 +193,8 @@ class FakeWeChat:
     # -- WeChat endpoints: each gets the merged query and JSON body, returns the answer ------
 
     def _jscode2session(self, params):
+        if params.get("grant_type") != "authorization_code":
+            return _body(40002, "invalid grant_type")
         if params.get("appid") != self.appid:
             return _body(40013, "invalid appid")
         if params.get("secret") != self.secret:
@@ -223,6 +216,10 @@ class FakeWeChat:
         if refused:
             return refused
         current = self._stable_token
+        if params.get("force_refresh") is True:
+            if self._forced_refreshes >= FORCED_REFRESHES_PER_DAY:
+                return _body(45009, "reach max api daily quota limit")
+            self._forced_refreshes += 1
         if params.get("force_refresh") is True or not self._is_valid(current):
             self._tokens.pop(current, None)
             current = self._stable_token = self._new_token()
@@ -350,17 +347,6 @@ class FakeWeChat:
             return False
         self._used_demo_codes.add(code)
         return True
-
-
-def _value_problem(key: str, value) -> str | None:
-    """Why WeChat would refuse this template value (47003), or None."""
-    if not isinstance(value, str) or not value:
-        return "is empty"
-    kind = re.sub(r"\d+$", "", key)
-    limit = VALUE_LIMITS.get(kind)
-    if limit is not None and len(value) > limit:
-        return f"exceeds limit {limit}"
-    return None
 
 
 def _body(errcode: int, errmsg: str) -> dict:

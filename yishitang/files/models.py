@@ -24,8 +24,8 @@ class UploadedFile(BaseDocument):
     meta = {
         "collection": "uploads",
         "indexes": [
-            {"fields": ["owner_id", "created_at"]},  # a user's uploads; unattached ones for the purge
-            {"fields": ["issue_id"]},  # an issue's attachments
+            {"fields": ["owner_id", "created_at"]},  # a user's uploads
+            {"fields": ["issue_id", "created_at"]},  # an issue's attachments; unattached ones for the purge
             {"fields": ["media_check.trace_id"], "sparse": True},  # a pushed verdict finds its photo
             {"fields": ["media_check.state", "created_at"]},  # the job resending unsent checks
         ],

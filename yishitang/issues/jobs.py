@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-
-from .. import config
+from .. import config, db
 from ..errors import DomainError
 from . import notices, transitions
 from .models import Issue
@@ -39,9 +38,10 @@ def check_deadlines(now: dt.datetime) -> dict:
                 log.info("deadline escalation of %s skipped: %s", issue.number, exc.message)
             continue
         # Stamp first, conditionally: of two runs only one wins the stamp and warns.
-        stamped = Issue.objects(id=issue.id, due_at=issue.due_at, overdue_warned_for__ne=issue.due_at) \
-            .update_one(set__overdue_warned_for=issue.due_at)
-        if stamped:
+        stamped = db.update_by_id(Issue._get_collection(), {"_id": issue.id, "due_at": issue.due_at,
+                                                             "overdue_warned_for": {"$ne": issue.due_at}},
+                                  {"$set": {"overdue_warned_for": issue.due_at}})
+        if stamped.modified_count:
             stage = "response" if issue.status == "submitted" else "handling"
             notices.overdue_warning(issue, stage, dedupe_key=f"overdue:{issue.id}:{issue.due_at.timestamp():.0f}")
             done["warned"] += 1

@@ -2,7 +2,7 @@
 
 import mongoengine as me
 
-from ..db import BaseDocument
+from ..db import BaseDocument, Record
 from .workflow import LEVELS, STATUSES
 
 CATEGORIES = ("community_facilities", "traffic", "education", "elderly_care", "environment",
@@ -109,10 +109,9 @@ class Issue(BaseDocument):
     version = me.IntField(default=1)
 
 
-class Support(me.Document):
+class Support(Record):
     meta = {
         "collection": "supports",
-        "auto_create_index": False,
         "indexes": [{"fields": ["issue_id", "user_id"], "unique": True}, {"fields": ["user_id"]}],
     }
 
@@ -121,9 +120,9 @@ class Support(me.Document):
     created_at = me.DateTimeField(required=True)
 
 
-class Counter(me.Document):
+class Counter(Record):
     """Sequences for human-readable numbers, e.g. issue-2026 -> 123 -> DW-2026-000123."""
 
-    meta = {"collection": "counters", "auto_create_index": False}
+    meta = {"collection": "counters"}
     id = me.StringField(primary_key=True)
     seq = me.IntField(default=0)

@@ -2,7 +2,7 @@ from flask import request
 from flask.views import MethodView
 
 from .. import pagination
-from ..api import STALE, Blueprint, expected_version, with_etag
+from ..api import STALE, Blueprint, expected_version, shown_by
 from ..auth import ROLES, current_user, snapshot
 from ..db import Row
 from ..idempotency import idempotent_route
@@ -15,9 +15,7 @@ from .schemas import (ActionSchema, FeedbackCreateSchema, IssueCreateSchema, Iss
 blp = Blueprint("issues", __name__, url_prefix="/api/v1/issues", description="民生议题：提出、受理、上报、办结、评价")
 
 
-def shown(issue, status=200, seen=None):
-    """The issue shaped for the caller (`seen`: what they are to it, when already decided), with its ETag."""
-    return with_etag(presenters.view(issue, current_user(), access=seen), issue.version, status)
+shown = shown_by(presenters.view)
 
 
 @blp.route("")
@@ -37,7 +35,7 @@ class Issues(MethodView):
     @blp.doc(operationId="create_issue")
     @blp.login_required(roles=("resident",))
     @idempotent_route(blp)
-    @limited("issues", per="user")
+    @limited("issues", per="user", accepted_only=True)  # a refused issue (422, 404) uses no quota
     @blp.alt_response(429, response="DEFAULT_ERROR", description="too many issues raised (Retry-After)")
     @blp.arguments(IssueCreateSchema)
     @blp.response(201, IssueSchema)
@@ -71,11 +69,8 @@ def get_issue(issue_id):
 
 @blp.route("/<issue_id>/actions", methods=["POST"])
 @blp.doc(operationId="act_on_issue")
-@blp.login_required(roles=ROLES)
-@idempotent_route(blp)
-@blp.arguments(ActionSchema)
-@blp.response(200, IssueSchema)
-@blp.errors({409: "invalid_transition and other state conflicts", 412: STALE})
+@blp.command(ActionSchema, IssueSchema, roles=ROLES,
+             errors={409: "invalid_transition and other state conflicts", 412: STALE})
 def post_action(args, issue_id):
     """Act on an issue: accept, reject, escalate, start, resolve, withdraw, supervise, comment, close, approve, duplicate."""
     action = args.pop("action")
@@ -85,11 +80,8 @@ def post_action(args, issue_id):
 
 @blp.route("/<issue_id>/feedback", methods=["POST"])
 @blp.doc(operationId="rate_issue")
-@blp.login_required(roles=ROLES)
-@idempotent_route(blp)
-@blp.arguments(FeedbackCreateSchema)
-@blp.response(200, IssueSchema)
-@blp.errors({409: "invalid_transition: the issue is not waiting for a rating", 412: STALE})
+@blp.command(FeedbackCreateSchema, IssueSchema, roles=ROLES,
+             errors={409: "invalid_transition: the issue is not waiting for a rating", 412: STALE})
 def post_feedback(args, issue_id):
     """Rate a resolved issue (reporter): satisfied or basically satisfied closes it, unsatisfied reopens it."""
     issue = service.give_feedback(issue_id, current_user(), args["rating"], args.get("comment"),

@@ -2,7 +2,7 @@ import marshmallow as ma
 from marshmallow import validate
 from webargs.fields import DelimitedList
 
-from ..fields import CODE, OBJECT_ID, PHONE, LocalDateTime, LocationSchema
+from ..fields import CODE, OBJECT_ID, PHONE, LocalDateTime, LocationSchema, StudioRecordSchema
 from ..files.schemas import AttachmentSchema
 from .models import CATEGORIES
 from .workflow import CLIENT_ACTIONS, LEVELS, RATINGS, STATUSES
@@ -67,14 +67,11 @@ class FeedbackSchema(ma.Schema):
     at = LocalDateTime()
 
 
-class IssueSchema(Shaped):
-    id = ma.fields.String()
+class IssueSchema(Shaped, StudioRecordSchema):
     number = ma.fields.String(metadata={"description": "human-readable, e.g. DW-2026-000123"})
     title = ma.fields.String()
     description = ma.fields.String()
     category = ma.fields.String()
-    studio_id = ma.fields.String()
-    region_code = ma.fields.String()
     township_code = ma.fields.String()
     district_code = ma.fields.String()
     level = ma.fields.String(metadata={"description": "tier now responsible: grassroots | township | district"})

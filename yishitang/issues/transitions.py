@@ -13,7 +13,7 @@ import logging
 
 from flask import current_app
 
-from .. import config, db
+from .. import config, db, failpoints
 from ..auth import has_role
 from ..db import Row, object_id, utcnow
 from ..errors import Conflict, Forbidden, InvalidInput, PreconditionFailed
@@ -103,8 +103,13 @@ def _store(issue, action, user, to_status, caps, now, session, *, note, role, **
     changes["on_board"] = workflow.on_board(to_status, changes.get("moderation", issue.moderation),
                                    changes.get("duplicate_of", issue.duplicate_of))
     increments = {"version": 1, **changes.pop("$inc", {})}
+    query = {"_id": issue.id, "version": issue.version, "status": issue.status}
+    if action == "comment":  # changes no state, so it must not lose to another write landing first
+        query.pop("version")
+        changes = {k: v for k, v in changes.items() if k in ("updated_at", "met_at")}
+    failpoints.reach("issue.decided")  # tests hold one action here while another applies
     return db.update_and_get(
-        Issue._get_collection(), {"_id": issue.id, "version": issue.version, "status": issue.status},
+        Issue._get_collection(), query,
         {"$set": changes, "$inc": increments, "$push": {"timeline": entry}}, {"_id": issue.id}, session=session)
 
 

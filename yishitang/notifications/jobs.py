@@ -24,13 +24,14 @@ RETRY_BASE = dt.timedelta(seconds=30)  # 30 s, 1 min, 2 min, 4 min between attem
 NO_GRANT = 43101
 
 
-def _due(now, limit):
-    """Ids of items due for sending, oldest first; each $or branch is one index range."""
-    due = {"$or": [
-        {"delivery.state": "pending", "delivery.next_attempt_at": {"$lte": now}},
-        {"delivery.state": "sending", "delivery.lease_until": {"$lt": now}},  # a sender died mid-send
-    ]}
-    return Notification._get_collection().find(due, {"delivery": 1}).sort("delivery.next_attempt_at", 1).limit(limit)
+def _due(now, limit) -> list[dict]:
+    """Items due for sending, oldest first: two index ranges (SecantusDB scans for an $or of them)."""
+    collection = Notification._get_collection()
+    pending = collection.find({"delivery.state": "pending", "delivery.next_attempt_at": {"$lte": now}},
+                              {"delivery": 1}).sort("delivery.next_attempt_at", 1).limit(limit)
+    stale = collection.find({"delivery.state": "sending", "delivery.lease_until": {"$lt": now}},  # a sender died mid-send
+                            {"delivery": 1}).limit(limit)
+    return sorted([*pending, *stale], key=lambda item: item["delivery"].get("next_attempt_at") or now)[:limit]
 
 
 def _claim(item, now):

@@ -104,6 +104,8 @@ def view_integration(integration: Integration, api_key: str | None = None) -> di
 
 def authenticate(api_key: str | None) -> Integration:
     """The integration behind an api key; a missing, unknown or revoked key is 403."""
+    if api_key is not None and not isinstance(api_key, str):
+        raise BadRequest("api_key 必须是字符串", error="invalid_api_key")
     if not api_key:
         raise Forbidden("缺少 api_key：提交请求需要管理员签发的 api_key", error="missing_api_key")
     integration = Integration.objects(key_hash=_key_hash(api_key), revoked_at=None).first()

@@ -4,6 +4,7 @@ import re
 
 from mongoengine import NotUniqueError
 
+from ..db import given
 from ..errors import Conflict, InvalidInput, NotFound
 from .models import PARENT_KINDS, Region
 
@@ -26,16 +27,8 @@ def get_for_field(code: str, field: str, kinds: tuple[str, ...] | None = None) -
 
 
 def search(parent=None, within=None, kind=None, q=None):
-    query = Region.objects
-    if parent:
-        query = query.filter(parent_code=parent)
-    if within:
-        query = query.filter(ancestors=within)
-    if kind:
-        query = query.filter(kind=kind)
-    if q:
-        query = query.filter(name=re.compile(re.escape(q)))
-    return query.order_by("code")
+    name = re.compile(re.escape(q)) if q else None
+    return Region.objects(**given(parent_code=parent, ancestors=within, kind=kind, name=name)).order_by("code")
 
 
 def create(code, name, kind, parent_code=None) -> Region:

@@ -10,11 +10,12 @@ sum of the studio cells of a district or township for a day or month, recomputed
 
 import mongoengine as me
 
+from ..db import Record
 
-class RollupCell(me.Document):
+
+class RollupCell(Record):
     meta = {
         "collection": "stats_cells",
-        "auto_create_index": False,
         "indexes": [
             # A region's cells over a period: equality on one path code, a range of days.
             {"fields": ["region_path", "day"]},
@@ -35,12 +36,11 @@ class RollupCell(me.Document):
     computed_at = me.DateTimeField(required=True)
 
 
-class MonthCell(me.Document):
+class MonthCell(Record):
     """The sum of a studio's day cells of one month: a year is read as twelve cells per studio."""
 
     meta = {
         "collection": "stats_month_cells",
-        "auto_create_index": False,
         "indexes": [{"fields": ["region_path", "month"]}],
     }
 
@@ -54,13 +54,12 @@ class MonthCell(me.Document):
     computed_at = me.DateTimeField(required=True)
 
 
-class RegionCell(me.Document):
+class RegionCell(Record):
     """The sum of the studio cells of one district or township for a day, a month or a year: a
     district's year by township is read as 16 cells, whatever its number of studios or issues."""
 
     meta = {
         "collection": "stats_region_cells",
-        "auto_create_index": False,
         "indexes": [
             {"fields": ["region_code", "grain", "period"]},  # a region's own cells over a period
             {"fields": ["parent_code", "grain", "period"]},  # a district's townships over a period
@@ -77,13 +76,12 @@ class RegionCell(me.Document):
     computed_at = me.DateTimeField(required=True)
 
 
-class RegionTotal(me.Document):
+class RegionTotal(Record):
     """A region cell's counters over all categories, stored apart: a question not asked by
     category reads these small documents and never the per-category ones."""
 
     meta = {
         "collection": "stats_region_totals",
-        "auto_create_index": False,
         "indexes": [
             {"fields": ["region_code", "grain", "period"]},
             {"fields": ["parent_code", "grain", "period"]},
@@ -100,10 +98,10 @@ class RegionTotal(me.Document):
     computed_at = me.DateTimeField(required=True)
 
 
-class RollupState(me.Document):
+class RollupState(Record):
     """One document: up to when the cells are known to be current, and under which definitions."""
 
-    meta = {"collection": "stats_state", "auto_create_index": False}
+    meta = {"collection": "stats_state"}
 
     id = me.StringField(primary_key=True)  # "rollups"
     # Every issue written after this instant is recomputed at request time.

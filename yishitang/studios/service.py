@@ -1,6 +1,6 @@
 """Studios: lookups, search by region subtree or distance, and admin edits."""
 
-from ..db import get_or_404, object_id
+from ..db import get_or_404, given, object_id
 from ..errors import InvalidInput
 from ..regions import service as regions
 from .models import Studio
@@ -23,11 +23,7 @@ def get_many(ids, field="studio_ids") -> list[Studio]:
 
 def search(region=None, near=None, active=None):
     """Studios in a region subtree; with `near`, nearest first (each with `distance_m`)."""
-    filters = {}
-    if region:
-        filters["region_path"] = region
-    if active is not None:
-        filters["active"] = active
+    filters = given(region_path=region, active=active)
     if near is None:
         return Studio.objects(**filters).order_by("region_code", "name")
     lng, lat = near

@@ -2,7 +2,7 @@
 
 import mongoengine as me
 
-from ..db import BaseDocument
+from ..db import BaseDocument, Record
 
 COMMITTEES = ("提案委员会", "经济科技委员会", "社会法制委员会", "文化文史委员会")
 
@@ -39,12 +39,11 @@ class User(BaseDocument):
     token_version = me.IntField(default=0)
 
 
-class RefreshToken(me.Document):
+class RefreshToken(Record):
     """A refresh token, stored by its SHA-256; `family` links the rotations of one sign-in."""
 
     meta = {
         "collection": "refresh_tokens",
-        "auto_create_index": False,
         "indexes": [
             {"fields": ["family"]},
             {"fields": ["user_id"]},

@@ -31,7 +31,9 @@ def wechat_login(args):
 
 @auth_blp.route("/password-login", methods=["POST"])
 @limited("login", per="ip")
-@auth_blp.alt_response(429, response="DEFAULT_ERROR", description="too many logins from this address (Retry-After)")
+@auth_blp.alt_response(429, response="DEFAULT_ERROR",
+                       description="rate_limited: too many logins from this address; login_locked: too many wrong "
+                                   "passwords for this account, waits growing from 30 s to 30 min (Retry-After)")
 @auth_blp.arguments(PasswordLoginSchema)
 @auth_blp.response(200, TokenSchema)
 @auth_blp.alt_response(401, response="DEFAULT_ERROR", description="invalid_credentials, account_disabled")

@@ -12,12 +12,12 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import config, db
 from ..auth import has_role
-from ..db import get_or_404, object_id, utcnow
+from ..db import get_or_404, given, object_id, utcnow
 from ..errors import Conflict, DomainError, Forbidden, InvalidInput, Unauthorized, UpstreamUnavailable
 from ..regions import service as regions
 from ..studios import service as studios
 from ..wechat import WeChatError, WeChatUnavailable
-from . import tokens
+from . import lockout, tokens
 from .models import RefreshToken, User
 
 # A hash of a random password: checked when the username is unknown, so both paths take as long.
@@ -99,10 +99,13 @@ def _resident_for(openid: str, unionid: str | None) -> User:
 
 
 def password_login(username: str, password: str) -> dict:
+    lockout.refuse_if_locked(username)  # before the password: a locked account tells a guesser nothing
     user = User.objects(username=username).first()
     valid = check_password_hash(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
     if user is None or not user.password_hash or not valid:
+        lockout.record_failure(username)
         raise Unauthorized("用户名或密码错误", error="invalid_credentials")
+    lockout.clear(username)
     if not user.active:
         raise Unauthorized("账号已停用", error="account_disabled")
     return tokens.issue(user)
@@ -171,7 +174,8 @@ def update_user(user: User, actor: User, **changes) -> User:
     if user.id == actor.id and (changes.get("active") is False or
                                 ("roles" in changes and "admin" not in changes["roles"])):
         raise Conflict("不能停用自己或撤销自己的管理员角色", error="cannot_demote_self")
-    if "password" in changes:
+    new_password = "password" in changes
+    if new_password:
         user.password_hash = generate_password_hash(changes.pop("password"))
     for key in ("display_name", "phone"):
         if key in changes:
@@ -183,12 +187,15 @@ def update_user(user: User, actor: User, **changes) -> User:
     disable = active is False and user.active
     if disable:
         user.active = False
-        user.token_version += 1  # access tokens already handed out stop working on their next use
     elif active is True:
         user.active = True
+    if disable or new_password:  # a new password ends every sign-in made with the old one
+        user.token_version += 1  # access tokens already handed out stop working on their next use
     user.save()
-    if disable:
+    if disable or new_password:
         tokens.revoke_user(user.id)
+    if new_password and user.username:
+        lockout.clear(user.username)  # what a locked-out staff member asks an admin for
     return user
 
 
@@ -217,16 +224,9 @@ def get(user_id) -> User:
 
 
 def search(role=None, region=None, q=None, active=None):
-    query = User.objects
-    if role:
-        query = query.filter(roles=role)
-    if region:
-        query = query.filter(region_codes=region)
-    if active is not None:
-        query = query.filter(active=active)
-    if q:
-        pattern = re.compile(re.escape(q))
-        query = query.filter(__raw__={"$or": [{"display_name": pattern}, {"username": pattern}]})
+    pattern = re.compile(re.escape(q)) if q else None
+    by_name = {"$or": [{"display_name": pattern}, {"username": pattern}]} if pattern else None
+    query = User.objects(**given(roles=role, region_codes=region, active=active, __raw__=by_name))
     return query.order_by("display_name", "id")
 
 
