@@ -158,6 +158,21 @@ def test_refresh_token_is_not_an_access_token(client, people, settings):
     assert_error(client.get("/api/v1/me", headers=bearer(token)), 401, "invalid_token")
 
 
+@pytest.mark.parametrize("missing", ["exp", "iat", "sub", "type"])
+def test_a_signed_token_missing_a_required_claim_is_refused(client, people, settings, missing):
+    """Signed with the right key but without `exp` it would never expire: every listed claim is required."""
+    claims = _claims(people["admin"], settings)
+    del claims[missing]
+    assert_error(client.get("/api/v1/me", headers=bearer(jwt.encode(claims, settings.signing_key, "HS256"))),
+                 401, "invalid_token")
+
+
+@pytest.mark.parametrize("sub", ["not-an-object-id", "0" * 25])
+def test_a_signed_token_whose_subject_is_no_user_id_is_refused(client, people, settings, sub):
+    token = jwt.encode(_claims(people["admin"], settings, sub=sub), settings.signing_key, "HS256")
+    assert_error(client.get("/api/v1/me", headers=bearer(token)), 401, "token_revoked")
+
+
 @pytest.mark.parametrize("header", ["", "Bearer", "Bearer ", "Basic abc", "Token x.y.z"])
 def test_missing_or_malformed_authorization(client, header):
     assert_error(client.get("/api/v1/me", headers={"Authorization": header}), 401, "missing_token")
