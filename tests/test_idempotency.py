@@ -75,12 +75,12 @@ def test_a_retry_gets_its_own_answer_among_other_keys_and_other_users(client, lo
     def send(user, key, **fields):
         return client.post(ISSUES, json={**body, **fields}, headers={**login(people[user]), "Idempotency-Key": key})
 
-    resident_first = send("resident", "shared-key").get_json()["id"]
-    neighbour_first = send("neighbour", "shared-key").get_json()["id"]  # the same body: the same fingerprint
-    other_key = send("resident", "second-key", title="同一居民的第二个议题").get_json()["id"]
+    resident_first = send("resident", "key-a").get_json()["id"]
+    neighbour_first = send("neighbour", "key-a").get_json()["id"]  # the same body: the same fingerprint
+    other_key = send("resident", "key-b", title="同一居民的第二个议题").get_json()["id"]
     assert len({resident_first, neighbour_first, other_key}) == 3
-    assert send("neighbour", "shared-key").get_json()["id"] == neighbour_first
-    assert send("resident", "second-key", title="同一居民的第二个议题").get_json()["id"] == other_key
+    assert send("neighbour", "key-a").get_json()["id"] == neighbour_first
+    assert send("resident", "key-b", title="同一居民的第二个议题").get_json()["id"] == other_key
 
 
 def test_a_write_without_a_key_runs_every_time(client, login, people, make_issue, db):
