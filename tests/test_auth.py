@@ -102,6 +102,14 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(client, people):
     assert client.post(REFRESH, json={"refresh_token": other["refresh_token"]}).status_code == 200
 
 
+def test_a_refresh_gives_a_pair_for_the_token_owner_not_another_signed_in_user(client, people):
+    client.post(PASSWORD, json={"username": "admin1", "password": "admin-pass-1"})  # an earlier sign-in, stored first
+    member = client.post(PASSWORD, json={"username": people["member"].username, "password": "secret-pass-1"}).get_json()
+    renewed = client.post(REFRESH, json={"refresh_token": member["refresh_token"]}).get_json()
+    me = client.get("/api/v1/me", headers=bearer(renewed["access_token"])).get_json()
+    assert me["id"] == str(people["member"].id)
+
+
 def test_unknown_refresh_token(client, people):
     assert_error(client.post(REFRESH, json={"refresh_token": "made-up"}), 401, "invalid_refresh_token")
 
