@@ -110,6 +110,12 @@ def test_a_refresh_gives_a_pair_for_the_token_owner_not_another_signed_in_user(c
     assert me["id"] == str(people["member"].id)
 
 
+def test_a_refresh_token_of_a_deleted_user_is_refused(client, people, db):
+    pair = client.post(PASSWORD, json={"username": people["member"].username, "password": "secret-pass-1"}).get_json()
+    db.users.delete_one({"_id": people["member"].id})
+    assert_error(client.post(REFRESH, json={"refresh_token": pair["refresh_token"]}), 401, "account_disabled")
+
+
 def test_unknown_refresh_token(client, people):
     assert_error(client.post(REFRESH, json={"refresh_token": "made-up"}), 401, "invalid_refresh_token")
 
