@@ -6,6 +6,8 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # Test workers (each starts its own SecantusDB); 2 matches the 2-core CI machine.
 WORKERS ?= 2
+# The mini-program's TypeScript check (tests/test_generated_clients.py) installs its npm packages here.
+MINIPROGRAM := tests/miniprogram
 # Installing chromium needs root: plain apt-get as root (CI), sudo otherwise.
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -23,13 +25,21 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-embedded
 	YISHITANG_DEMO=$${YISHITANG_DEMO-1} $(BIN)/yishitang serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.installed-dev browser
+test: $(VENV)/.installed-dev browser $(MINIPROGRAM)/node_modules/.installed
 	$(BIN)/python -m pytest -n $(WORKERS) -q
 
 # Debian's chromium and chromedriver for tests/test_dashboard.py (the test fails without them).
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  ( $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver )
+
+# Node and the pinned npm packages of tests/miniprogram (openapi-typescript, openapi-fetch, typescript),
+# for tests/test_generated_clients.py's strict type-check of a mini-program-style client.
+$(MINIPROGRAM)/node_modules/.installed: $(MINIPROGRAM)/package-lock.json
+	@command -v npm >/dev/null || \
+	  ( $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm )
+	npm ci --prefix $(MINIPROGRAM) --no-audit --no-fund --loglevel=error
+	touch $@
 
 # Benchmarks (not part of `make test`): app vs bare Flask + pymongo, growth with size, load.
 # The 1M database is loaded once (about an hour here) and kept in var/bench/1000000 for later runs.
@@ -58,4 +68,4 @@ openapi: $(VENV)/.installed-dev
 	$(BIN)/yishitang export-openapi
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) var build *.egg-info $(MINIPROGRAM)/node_modules $(MINIPROGRAM)/generated

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent / "yishitang"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation",      ("config", "errors", "failpoints")),
     ("database",        ("db",)),
-    ("shared",          ("auth", "api", "fields", "jsonbody", "wechat", "ratelimit", "idempotency", "announce")),
+    ("shared",          ("auth", "api", "fields", "jsonbody", "wechat", "ratelimit", "idempotency", "announce", "clock",
+                         "pagination")),
     ("regions",         ("regions",)),
     ("studios",         ("studios",)),
     ("users",           ("users",)),
@@ -34,6 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("stats",           ("stats",)),
     ("reports",         ("reports",)),                     # to come
     ("open311",         ("open311",)),
+    ("client",          ("meta", "feed", "wechatpush")),  # what the mini-program needs across features
     ("app",             ("personal_data", "ops", "metrics", "scheduler", "cli", "")),
     ("devtools",        ("devtools",)),
 ]

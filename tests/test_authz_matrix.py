@@ -84,6 +84,9 @@ POST   /api/v1/files                                      -              401 201
 GET    /api/v1/files/<file_id>                            file           401 200 404 200 404  200 404  200  200
 GET    /api/v1/files/<file_id>                            board_file     401 200 404 200 404  200 404  200  200
 GET    /api/v1/files/<file_id>                            loose          401 200 404 404 404  404 404  404  404
+GET    /api/v1/files/<file_id>/thumb                      file           401 200 404 200 404  200 404  200  200
+GET    /api/v1/files/<file_id>/thumb                      board_file     401 200 404 200 404  200 404  200  200
+GET    /api/v1/files/<file_id>/thumb                      loose          401 200 404 404 404  404 404  404  404
 
 GET    /api/v1/issues                                     -              401 200 200 200 200  200 200  200  200
 GET    /api/v1/issues                                     board          401 200 200 200 200  200 200  200  200
@@ -123,6 +126,17 @@ PUT    /api/v1/consultations/<consultation_id>/minutes    far_session    401 403
 
 GET    /api/v1/notifications                              -              401 200 200 200 200  200 200  200  200
 POST   /api/v1/notifications/<notification_id>/read       note           401 200 404 404 404  404 404  404  404
+POST   /api/v1/notifications/read-all                     -              401 200 200 200 200  200 200  200  200
+GET    /api/v1/notifications/unread-count                 -              401 200 200 200 200  200 200  200  200
+
+GET    /api/v1/meta                                       -              200 200 200 200 200  200 200  200  200
+GET    /api/v1/feed                                       -              401 200 200 200 200  200 200  200  200
+GET    /api/v1/wechat/events                              -              422 422 422 422 422  422 422  422  422
+GET    /api/v1/wechat/events                              signed         200 200 200 200 200  200 200  200  200
+GET    /api/v1/wechat/events                              forged         403 403 403 403 403  403 403  403  403
+POST   /api/v1/wechat/events                              -              422 422 422 422 422  422 422  422  422
+POST   /api/v1/wechat/events                              signed         200 200 200 200 200  200 200  200  200
+POST   /api/v1/wechat/events                              forged         403 403 403 403 403  403 403  403  403
 
 GET    /api/v1/stats/overview                             -              401 403 403 403 403  200 403  200  200
 GET    /api/v1/stats/overview                             far            401 403 403 403 403  403 200  200  200
@@ -397,6 +411,8 @@ def request_for(app, fake_wechat, world, method, rule, case, role):
     elif key == ("POST", "/api/v1/issues"):
         kwargs["json"] = {"title": "垃圾分类亭异味", "category": "environment", "studio_id": xingfu,
                           "description": "垃圾分类亭夏天异味很大，希望增加清运次数。"}
+    elif key == ("GET", "/api/v1/feed"):
+        kwargs["query_string"] = {"near": "123.401,41.801"}
     elif key == ("GET", "/api/v1/issues/similar"):
         kwargs["query_string"] = {"studio": xingfu, "title": "路灯不亮"}
     elif key == ("POST", "/api/v1/issues/<issue_id>/actions"):
@@ -422,6 +438,15 @@ def request_for(app, fake_wechat, world, method, rule, case, role):
     elif key == ("POST", "/open311/v2/requests.<any(json, xml):fmt>"):
         kwargs["data"] = {"service_code": "community_facilities", "description": "5 号楼单元门禁坏了一个月",
                           "lat": "41.801", "long": "123.401", **({} if case == "no_key" else {"api_key": ids["api_key"]})}
+    elif rule == "/api/v1/wechat/events" and case in ("signed", "forged"):
+        from yishitang.wechatpush.service import signature
+
+        token = "yishitang-demo-push-token" if case == "signed" else "someone-elses-token"
+        kwargs["query_string"] = {"signature": signature(token, "1700000000", "n"), "timestamp": "1700000000",
+                                  "nonce": "n", "echostr": "e"}
+        if method == "POST":  # a verdict for a trace nobody has: acknowledged, nothing changes
+            kwargs["json"] = {"MsgType": "event", "Event": "wxa_media_check", "trace_id": "t-none",
+                              "errcode": 0, "result": {"suggest": "pass", "label": 100}}
     elif key == ("GET", "/metrics") and case == "public":
         kwargs["environ_base"] = {"REMOTE_ADDR": "8.8.8.8"}
     elif key == ("GET", "/metrics") and case == "proxied":
@@ -447,7 +472,7 @@ def check_cell(world, role, method, rule, case, expected, response, problems):
             problems.append(f"{case:>12} {role:>20}: the answer holds {secret!r}, which only {sorted(allowed)} may see")
     if rule.startswith("/dashboard") and status == 200:
         problems.extend(f"{case:>12} {role:>20}: {p}" for p in dashboard_header_problems(response))
-    if rule == "/api/v1/files/<file_id>" and status == 200:
+    if rule.startswith("/api/v1/files/<file_id>") and status == 200:
         from yishitang.files.models import CONTENT_TYPES
 
         if response.mimetype not in CONTENT_TYPES or response.headers.get("X-Content-Type-Options") != "nosniff" \

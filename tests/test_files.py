@@ -85,7 +85,7 @@ def uploaded(client, headers, data=PNG, **kwargs):
 def test_upload_is_stored_in_gridfs_with_its_record(client, people, login, db, data, content_type, kind):
     resident = people["resident"]
     body = uploaded(client, login(resident), data, filename="随手拍 照片.bin", content_type="application/octet-stream")
-    assert set(body) == {"id", "content_type", "kind", "size", "sha256", "created_at"}
+    assert set(body) == {"id", "content_type", "kind", "size", "sha256", "created_at", "url", "thumb_url", "media_check"}
     assert (body["content_type"], body["kind"], body["size"]) == (content_type, kind, len(data))
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
     assert dt.datetime.fromisoformat(body["created_at"]).utcoffset() is not None
@@ -95,7 +95,9 @@ def test_upload_is_stored_in_gridfs_with_its_record(client, people, login, db, d
     assert (record["content_type"], record["kind"], record["size"]) == (content_type, kind, len(data))
     assert record["filename"] == "随手拍 照片.bin"
     assert gridfs.GridFSBucket(db, bucket_name="uploads").open_download_stream(record["gridfs_id"]).read() == data
-    assert stored_counts(db) == (1, 1, 1)
+    with_thumb = 1 if record.get("thumb_gridfs_id") else 0  # photos Pillow can read (the tiny test JPEG is not one)
+    assert with_thumb == (data in (PNG, WEBP))
+    assert stored_counts(db) == (1, 1 + with_thumb, 1 + with_thumb)
 
 
 def test_type_comes_from_the_bytes_not_the_name_or_declared_type(client, people, login, db):
@@ -398,7 +400,7 @@ def test_purge_removes_old_unattached_uploads_only(client, people, login, db):
 
     assert jobs.purge_unattached(now) == 1
     assert sorted(str(d["_id"]) for d in db.uploads.find()) == sorted([old_attached, fresh])
-    assert stored_counts(db)[:2] == (2, 2)
+    assert stored_counts(db)[:2] == (2, 4)  # the PNG and the WebP, each with its thumbnail
     assert client.get(f"{FILES}/{old_loose}", headers=headers).status_code == 404
     assert jobs.purge_unattached(now) == 0
 
@@ -422,7 +424,7 @@ def test_purge_spares_a_file_attached_while_it_runs(client, people, login, db, m
     monkeypatch.setattr(UploadedFile, "_get_collection", classmethod(lambda cls: RacingCollection()))
     assert jobs.purge_unattached(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)) == 0
     assert db.uploads.find_one({"_id": file_id})["issue_id"] == issue_id
-    assert stored_counts(db)[:2] == (1, 1)
+    assert stored_counts(db)[:2] == (1, 2)  # the photo and its thumbnail
 
 
 def test_openapi_documents_multipart_upload_and_binary_download(client):

@@ -35,8 +35,8 @@ SPEC = json.loads((ROOT / "schemas" / "openapi.json").read_text(encoding="utf-8"
 METHODS = ("get", "put", "post", "delete", "patch")
 OPERATIONS = sorted((method.upper(), path) for path, ops in SPEC["paths"].items() for method in ops if method in METHODS)
 EXAMPLES = 20  # per operation; about 50 operations, so ~1000 cases in well under a minute on two cores
-# Not schemathesis' response_headers_conformance: flask-smorest documents X-Pagination as an object
-# schema, which OpenAPI would serialise "simple" style (total,3,...); it is JSON, checked below.
+# Not schemathesis' response_headers_conformance: X-Pagination is documented as JSON (`content`), which
+# that check does not parse; it is checked below.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection]
 
@@ -48,10 +48,10 @@ def explicitly_documented(response, operation) -> None:
         f"{operation.label}: {response.status_code} is not documented (documented: {sorted(documented)})")
 
 
-def pagination_header(response, operation) -> None:
+def pagination_header(response, operation, query) -> None:
     documented = operation.definition.raw["responses"].get(str(response.status_code), {}).get("headers", {})
     sent = {name.lower(): values[0] for name, values in response.headers.items()}
-    if "X-Pagination" in documented:
+    if "X-Pagination" in documented and "cursor" not in (query or {}):  # a cursor page counts nothing
         assert "x-pagination" in sent, operation.label
     if "x-pagination" in sent:
         meta = json.loads(sent["x-pagination"])
@@ -128,7 +128,7 @@ def test_operation_conforms_to_the_contract(method, path, app, client, db, world
         try:
             case.validate_response(response, checks=CHECKS)
             explicitly_documented(response, operation)
-            pagination_header(response, operation)
+            pagination_header(response, operation, case.query)
             one_error_shape(response)
         finally:
             if TRACKER.written:
@@ -136,7 +136,10 @@ def test_operation_conforms_to_the_contract(method, path, app, client, db, world
 
     run()
     print(f"fuzz cases run: {len(ran)} {method} {path}")  # shown with -s; summed for the figures
-    assert len(ran) >= EXAMPLES // 2, f"only {len(ran)} cases ran"
+    raw = operation.definition.raw
+    inputs = raw.get("parameters") or raw.get("requestBody") or raw.get("security")
+    # An operation with no input at all (GET /meta) has only a few distinct cases to generate.
+    assert len(ran) >= (EXAMPLES // 2 if inputs else 1), f"only {len(ran)} cases ran"
 
 
 @pytest.mark.parametrize("url", ["/api/v1/regions", "/api/v1/issues", "/api/v1/notifications"])

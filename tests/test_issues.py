@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 
 import pytest
+from bson import ObjectId
 
 from tests.factories import ISSUES, SHED
 from tests.interleave import race
@@ -553,13 +554,20 @@ def upload(client, headers, name="shed.png"):
     return response.get_json()["id"]
 
 
-def test_photos_are_seen_by_the_reporter_and_staff_only(client, login, people, make_issue, act):
+def test_photos_are_seen_by_the_reporter_and_staff_and_on_the_board_once_wechat_passed_them(client, db, login, people,
+                                                                                         make_issue, act):
+    from tests.test_photos import push_query, verdict_event
+
     photo = upload(client, login(people["resident"]))
     issue = make_issue(people["resident"], attachments=[photo])
-    assert issue["attachments"] == [photo]
+    assert [a["id"] for a in issue["attachments"]] == [photo] and issue["attachments"][0]["media_check"] == "pending"
     for user, status in (("resident", 200), ("member", 200), ("coordinator", 200), ("neighbour", 404), ("other_member", 404)):
         assert client.get(f"/api/v1/files/{photo}", headers=login(people[user])).status_code == status, user
     assert get(client, login, people["neighbour"], issue)["attachments"] == []
+    trace_id = db.uploads.find_one({"_id": ObjectId(photo)})["media_check"]["trace_id"]
+    assert client.post("/api/v1/wechat/events", query_string=push_query(), json=verdict_event(trace_id)).status_code == 200
+    [shown] = get(client, login, people["neighbour"], issue)["attachments"]
+    assert shown["id"] == photo and shown["media_check"] is None and client.get(shown["url"]).status_code == 200
     # a photo can serve one issue only
     again = client.post(ISSUES, json={**SHED, "studio_id": issue["studio_id"], "attachments": [photo]},
                         headers=login(people["resident"]))
@@ -568,7 +576,7 @@ def test_photos_are_seen_by_the_reporter_and_staff_only(client, login, people, m
     evidence = upload(client, login(people["member"]), "done.png")
     act(people["member"], issue, "accept")
     resolved = act(people["member"], issue, "resolve", note="已建成", evidence=[evidence])
-    assert resolved["resolution"]["evidence"] == [evidence]
+    assert [e["id"] for e in resolved["resolution"]["evidence"]] == [evidence]
     assert client.get(f"/api/v1/files/{evidence}", headers=login(people["resident"])).status_code == 200
     foreign = upload(client, login(people["resident"]), "mine.png")
     act(people["member"], issue, "resolve", expect=409)

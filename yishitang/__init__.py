@@ -52,7 +52,7 @@ def _flask_app(settings: Settings) -> Flask:
         TESTING=settings.testing,
         API_TITLE="议事堂 Yishitang API",
         API_VERSION="v1",
-        OPENAPI_VERSION="3.0.3",
+        OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
@@ -73,8 +73,10 @@ def _flask_app(settings: Settings) -> Flask:
 def _register_blueprints(app: Flask, smorest) -> None:
     """The API's blueprints into the OpenAPI spec; ops, Open311 and the dashboard beside it."""
     from .consultations.routes import blp as consultations_blp
+    from .feed.routes import blp as feed_blp
     from .files.routes import blp as files_blp
     from .issues.routes import blp as issues_blp
+    from .meta.routes import blp as meta_blp
     from .notifications.routes import blp as notifications_blp
     from .open311.routes import blp as open311_blp
     from .open311.routes import integrations_blp
@@ -84,9 +86,11 @@ def _register_blueprints(app: Flask, smorest) -> None:
     from .stats.routes import blp as stats_blp
     from .studios.routes import blp as studios_blp
     from .users.routes import auth_blp, me_blp, users_blp
+    from .wechatpush.routes import blp as wechatpush_blp
 
     for blueprint in (regions_blp, studios_blp, auth_blp, me_blp, users_blp, files_blp, issues_blp,
-                      consultations_blp, notifications_blp, stats_blp, integrations_blp):
+                      consultations_blp, notifications_blp, stats_blp, integrations_blp, meta_blp,
+                      wechatpush_blp, feed_blp):
         smorest.register_blueprint(blueprint)
     app.register_blueprint(ops_blp)
     app.register_blueprint(open311_blp)  # GeoReport v2: its own formats and error shape, outside the OpenAPI spec

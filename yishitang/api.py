@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import inspect
+import json
+import re
 from functools import wraps
 
 import flask_smorest
 import marshmallow as ma
 from flask import g, request
+
+from flask_smorest.pagination import PaginationMetadataSchema
 
 from . import auth, errors
 from .idempotency import idempotent_route
@@ -29,20 +33,49 @@ class Api(flask_smorest.Api):
     def handle_http_exception(self, error):
         return errors.handle_http_exception(error)
 
+    def _register_pagination_header(self):
+        """`X-Pagination` is a JSON object: say so (`content`), so validators parse it as JSON
+        rather than as a comma-separated "simple" header."""
+        self.spec.components.schema("PaginationMetadata", schema=PaginationMetadataSchema, lazy=True)
+        self.spec.components.header("PAGINATION", {
+            "description": "Pagination metadata (JSON), for `page` lists",
+            "content": {"application/json": {"schema": "PaginationMetadata"}},
+        }, lazy=True)
+
 
 class Blueprint(flask_smorest.Blueprint):
     def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
         """Also document the errors every route of a kind can give, so clients see them in the spec:
         404 where the path names an object, 400 where a JSON body may not parse."""
         super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        methods = [m for m, doc in self._docs[self._endpoints[-1]].items() if m != "parameters" and doc is not None]
         for method, doc in self._docs[self._endpoints[-1]].items():
             if method == "parameters" or doc is None:
                 continue
+            manual = doc.setdefault("manual_doc", {})
+            manual.setdefault("operationId", operation_id(self._endpoints[-1], method, view_func, len(methods)))
             responses = doc.setdefault("response", {}).setdefault("responses", {})
             if "<" in rule:
                 responses.setdefault(404, [DEFAULT_ERROR])
             if any(p.get("in") == "json" for p in doc.get("arguments", {}).get("parameters", [])):
                 responses.setdefault(400, [DEFAULT_ERROR])
+
+    def _set_pagination_metadata(self, page_params, result, headers):
+        """`X-Next-Cursor` when there is a next page; `X-Pagination` only for numbered pages."""
+        headers = dict(headers or {})
+        if getattr(page_params, "next_cursor", None):
+            headers["X-Next-Cursor"] = page_params.next_cursor
+        if getattr(page_params, "by_cursor", False):
+            return result, headers
+        return super()._set_pagination_metadata(page_params, result, headers)
+
+    def cursor_list(self):
+        """`?cursor=` on a list read with `pagination.page` (the view takes `cursor=None`, unused:
+        the page reads it); document `X-Next-Cursor` with `headers=NEXT_CURSOR` on its response."""
+        def decorator(func):
+            func = self.arguments(CursorQuerySchema, location="query", as_kwargs=True)(func)
+            return self.alt_response(400, response=DEFAULT_ERROR, description="bad_cursor, cursor_expired")(func)
+        return decorator
 
     def login_required(self, roles: tuple[str, ...] | None = None):
         """Require a valid access token (and one of `roles`); documents 401/403 and security."""
@@ -75,12 +108,15 @@ class Blueprint(flask_smorest.Blueprint):
 
         return decorator
 
-    def list_route(self, query_schema, item_schema, roles: tuple[str, ...] | None = None):
-        """A paginated list for `roles`: query arguments in, a page of `item_schema` items out."""
+    def list_route(self, query_schema, item_schema, roles: tuple[str, ...] | None = None, cursor: bool = False):
+        """A paginated list for `roles`: query arguments in, a page of `item_schema` items out;
+        with `cursor`, also `?cursor=` and `X-Next-Cursor` (the view reads it with `pagination.page`)."""
 
         def decorator(func):
+            if cursor:
+                func = self.cursor_list()(func)
             func = self.paginate()(func)
-            func = self.response(200, item_schema(many=True))(func)
+            func = self.response(200, item_schema(many=True), headers=NEXT_CURSOR if cursor else None)(func)
             func = self.arguments(query_schema, location="query")(func)
             return self.login_required(roles=roles)(func)
 
@@ -113,6 +149,41 @@ def etag(version: int) -> str:
 def with_etag(body: dict, version: int, status: int = 200):
     """A response whose ETag carries the resource's version."""
     return body, status, {"ETag": etag(version)}
+
+
+class CursorQuerySchema(ma.Schema):
+    cursor = ma.fields.String(validate=ma.validate.Length(max=500), metadata={
+        "description": "Infinite scroll: empty to start (no count is made), then the previous answer's "
+                       "`X-Next-Cursor`. Without it, `page` numbers the pages (`X-Pagination`)."})
+
+
+NEXT_CURSOR = {"X-Next-Cursor": {"description": "continues the list after this page (`?cursor=`); absent on the last page",
+                                 "schema": {"type": "string"}}}
+
+
+def binary(description: str, *content_types: str, status: int = 200) -> dict:
+    """A response of raw bytes, for `@blp.doc(responses=...)`: OpenAPI 3.1 describes one by its media
+    types alone (no schema), so validators take the bytes as they are and clients do not parse them."""
+    return {str(status): {"description": description, "content": {kind: {} for kind in content_types}}}
+
+
+def operation_id(endpoint: str, method: str, view, methods: int) -> str:
+    """A generated client's function name: `get_issue`, `post_supports`, `get_studio_by_id`.
+    Views name themselves with `@blp.doc(operationId=...)` where the default reads badly."""
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", endpoint).lower()
+    if isinstance(view, type) or methods > 1:
+        return f"{method}_{name}"
+    return name
+
+
+def default_in_words(_converter, field, ret, **_):
+    """A request field the server fills in is optional: its default goes in the description
+    (openapi-typescript and others read a `default` as "always present")."""
+    if "default" not in ret or field.load_default is ma.missing:
+        return {}
+    shown = json.dumps(ret.pop("default"), ensure_ascii=False)
+    description = ret.get("description")
+    return {"description": f"{description} (default: {shown})" if description else f"default: {shown}"}
 
 
 def shown_by(present):
@@ -164,6 +235,8 @@ def init_app(app) -> Api:
         "info": {"description": API_DESCRIPTION},
         "servers": [{"url": "/"}],
     })
+    converter = api.ma_plugin.converter
+    converter.add_attribute_function(default_in_words)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

@@ -110,8 +110,11 @@ def serve(host, port, with_scheduler, demo_issues):
         if settings.demo and "WECHAT_API_BASE" not in os.environ:
             from .devtools import FakeWeChat
 
+            # Media-check verdicts are pushed back to this server's message-push URL, signed.
             fake = FakeWeChat(appid=settings.wechat_appid or "wx-demo-appid",
-                              secret=settings.wechat_secret or "wx-demo-secret", demo=True).start()
+                              secret=settings.wechat_secret or "wx-demo-secret", demo=True,
+                              push_token=settings.push_token,
+                              push_url=f"http://{host}:{port}/api/v1/wechat/events").start()
             stack.callback(fake.stop)
             # The fake grants every demo user every template, so the demo's messages are "sent".
             templates = {key: f"demo-{key}" for key in DEMO_TEMPLATES} | settings.wechat_templates

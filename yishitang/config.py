@@ -52,6 +52,9 @@ class Settings:
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_timeout_s: float = 5.0
     wechat_templates: dict = field(default_factory=dict)
+    # Message push (消息推送): the Token set in the mini-program console, and its mode.
+    wechat_push_token: str = ""
+    wechat_push_mode: str = "plain"
 
     # Modes and display.
     demo: bool = False
@@ -61,6 +64,9 @@ class Settings:
     tz: str = "Asia/Shanghai"
     issue_number_prefix: str = "DW"
     retry_after_s: int = 5
+    # Links handed out: the public base URL (WeChat fetches photos from it) and how long they work.
+    public_url: str = ""
+    file_url_ttl_s: int = 1800
 
     # Issue deadlines (days): a first answer, then handling at each tier; resolved issues wait
     # this long for the reporter's rating before a coordinator may close them.
@@ -131,6 +137,10 @@ class Settings:
             raise ConfigError("JWT_SECRET must be set (at least 32 characters) outside demo mode")
         if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} characters long (in every mode)")
+        if self.wechat_push_mode != "plain":
+            raise ConfigError("WECHAT_PUSH_MODE: only `plain` is supported (safe mode's AES is not built)")
+        if self.file_url_ttl_s < 60:
+            raise ConfigError("FILE_URL_TTL must be at least 60 seconds")
         if self.metrics_token and len(self.metrics_token) < 16:
             raise ConfigError("METRICS_TOKEN must be at least 16 characters long (or unset)")
 
@@ -150,6 +160,11 @@ class Settings:
     def checkin_key(self) -> bytes:
         # Its own key: a check-in code shown on a screen must say nothing usable about the token key.
         return hmac.new(self.jwt_secret.encode(), b"yishitang check-in codes v1", hashlib.sha256).digest()
+
+    @property
+    def push_token(self) -> str:
+        """WeChat's message-push Token; demo and test mode share a fixed one with the local fake."""
+        return self.wechat_push_token or ("yishitang-demo-push-token" if self.demo or self.testing else "")
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -194,6 +209,10 @@ SETTINGS: dict[str, tuple[str, type, str]] = {
     "wechat_secret": ("WECHAT_SECRET", str, "mini-program AppSecret"),
     "wechat_api_base": ("WECHAT_API_BASE", str, "WeChat API host (default https://api.weixin.qq.com); demo and tests use the local fake"),
     "wechat_timeout_s": ("WECHAT_TIMEOUT", float, "seconds before a WeChat call times out (default 5)"),
+    "wechat_push_token": ("WECHAT_PUSH_TOKEN", str, "Token of the mini-program's message push (消息推送); unset outside demo and test mode: pushes are refused"),
+    "wechat_push_mode": ("WECHAT_PUSH_MODE", str, "message push mode; only `plain` (明文模式) is supported (default plain)"),
+    "public_url": ("YISHITANG_PUBLIC_URL", str, "https base URL of this API as phones and WeChat reach it, for signed photo links (default: the request's host)"),
+    "file_url_ttl_s": ("FILE_URL_TTL", int, "seconds a signed photo link works (default 1800)"),
     "demo": ("YISHITANG_DEMO", bool, "`1`: demo mode (local fake WeChat, demo logins); `serve` on its own embedded database only"),
     "testing": ("YISHITANG_TESTING", bool, "`1`: test mode (set by the test suite)"),
     "tz": ("YISHITANG_TZ", str, "time zone for display and per-day grouping (default Asia/Shanghai)"),

@@ -69,6 +69,7 @@ def jobs() -> list[Job]:
         Job("stats_rollup", 600, stats_jobs.refresh_rollups),
         Job("auto_close", 3600, issue_jobs.auto_close, "closed"),
         Job("purge_unattached_uploads", 3600, file_jobs.purge_unattached, "purged"),
+        Job("resend_media_checks", 60, file_jobs.resend_media_checks, "photos sent to WeChat's media check"),
     ]
 
 

@@ -56,6 +56,12 @@ def queue():
     user = caller()
     page, size = int(request.args.get("page", 1)), int(request.args.get("page_size", 20))
     query = {"studio_id": {"$in": user["studio_ids"]}}
+    if "after" in request.args:  # the cursor page: (created_at ms, id) of the last item seen, no count
+        at, _, last = request.args["after"].partition(",")
+        at = dt.datetime.fromtimestamp(int(at) / 1000, dt.timezone.utc)
+        query["$or"] = [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": ObjectId(last)}}]
+        found = db.issues.find(query, {"timeline": 0, "search_terms": 0}).sort(NEWEST).limit(size + 1)
+        return jsonify(items=[plain(i) for i in found][:size])
     # The planner picks the (studio_id, created_at, _id) index, as it does for the app's query.
     total = db.issues.count_documents(query)
     found = db.issues.find(query, {"timeline": 0, "search_terms": 0}).sort(NEWEST).skip((page - 1) * size).limit(size)
@@ -120,7 +126,7 @@ def stats():
     """The rollup reads of the real route (a district by township): its townships' cells over the
     period and the writes since the watermark; the same sums."""
     from yishitang.stats import cells
-    from yishitang.stats.rollups import periods
+    from yishitang.stats.periods import periods
 
     caller()
     region = request.args["region"]

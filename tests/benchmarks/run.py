@@ -11,6 +11,7 @@ CPU time is read from /proc for the worker's request thread, so it does not depe
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import json
 import os
@@ -285,6 +286,7 @@ def routes_once(env, db, secret, requests_per_route) -> dict:
         member, resident, admin, routes = hot_routes(db, dt.date.today().year)
         headers = {role: {"Authorization": f"Bearer {token(secret, user)}"}
                    for role, user in (("member", member), ("resident", resident), ("admin", admin))}
+        routes.insert(2, queue_by_cursor(app, headers["member"]))
         runs: dict = {name: {"app": [], "bare": []} for name, *_ in routes}
         for round_ in range(ROUNDS):
             for name, who, method, app_path, bare_path, body in routes:
@@ -299,6 +301,19 @@ def routes_once(env, db, secret, requests_per_route) -> dict:
         bare.stop()
 
 
+def queue_by_cursor(server, headers, depth=10):
+    """The member's queue as infinite scroll, `depth` pages down: the same cost as the first page,
+    whatever the size (the cursor continues on the index; nothing is counted)."""
+    cursor = ""
+    for _ in range(depth):
+        response = requests.get(f"{server.base}/api/v1/issues", params={"cursor": cursor, "page_size": 20},
+                                headers=headers, timeout=60)
+        cursor = response.headers.get("X-Next-Cursor") or cursor
+    text = cursor.partition(".")[0]
+    body = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    after = f"{body['k'][0]['t']},{body['k'][1]['o']}"
+    return ("member queue cursor", "member", "GET", lambda: f"/api/v1/issues?cursor={cursor}&page_size=20",
+            lambda: f"/bare/issues?after={after}&page_size=20", None)
 def summarise(rounds: list[dict]) -> dict:
     """The median of the rounds, their spread (min, max) and the rounds themselves."""
     return {**{key: statistics.median(r[key] for r in rounds) for key in ("wall_ms", "cpu_ms")},

@@ -16,7 +16,6 @@ from . import workflow
 from .models import Consultation
 from .presenters import local, local_text
 
-CHECKIN_OPENS_BEFORE = dt.timedelta(minutes=30)  # sign-in opens this long before the start
 CODE_STEP_S = 60  # a new code every minute, so a photographed QR code soon goes stale
 CODE_LIFETIME = dt.timedelta(minutes=5)  # a code is accepted this long after it was shown
 
@@ -32,8 +31,8 @@ def _window(now) -> int:
 
 def _require_checkin_open(c, now) -> None:
     workflow.next_status(c.status, "check_in")  # a cancelled session takes no sign-in
-    opens, closes = as_utc(c.starts_at) - CHECKIN_OPENS_BEFORE, as_utc(c.ends_at)
-    if not opens <= now < closes:
+    opens, closes = as_utc(c.starts_at) - workflow.CHECKIN_OPENS_BEFORE, as_utc(c.ends_at)
+    if not workflow.in_time("check_in", c, now):
         raise Conflict(f"签到时间为 {local_text(opens)} 至 {local_text(closes)}", error="checkin_closed")
 
 

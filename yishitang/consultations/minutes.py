@@ -3,7 +3,6 @@ for 7 days, which amends the record only."""
 
 from __future__ import annotations
 
-import datetime as dt
 
 from .. import db
 from ..db import as_utc, utcnow
@@ -15,7 +14,6 @@ from . import workflow
 from .models import Consultation
 from .service import changed_meanwhile, check_version
 
-CORRECTION_WINDOW = dt.timedelta(days=7)  # the author may correct the minutes this long
 
 
 def record_minutes(consultation_id, user, *, summary, outcomes, attendees_count=None, expected_version=None,
@@ -28,9 +26,9 @@ def record_minutes(consultation_id, user, *, summary, outcomes, attendees_count=
     to_status = workflow.next_status(c.status, action)
     workflow.require_who(action, workflow.capacities(access, user, c))
     check_version(c, expected_version)
-    if first and now < as_utc(c.starts_at):
+    if first and not workflow.in_time(action, c, now):
         raise Conflict("议事会开始后才能记录纪要", error="consultation_not_started")
-    if not first and now > as_utc(c.minuted_at) + CORRECTION_WINDOW:
+    if not first and not workflow.in_time(action, c, now):
         raise Conflict("纪要形成已超过 7 天，不能再更正", error="correction_window_closed")
     outcomes = _check_outcomes(c, outcomes, now)
     if not first:

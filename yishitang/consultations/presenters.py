@@ -11,7 +11,7 @@ from ..db import as_utc
 from ..notifications import service as notifications
 from ..users import service as users
 from . import access as access_rules
-from . import ics
+from . import ics, workflow
 
 def local(value: dt.datetime | None) -> dt.datetime | None:
     """A stored (UTC) time as people read it: in the configured zone, e.g. +08:00."""
@@ -42,9 +42,21 @@ def views(sessions, viewer) -> list[dict]:
     return [view(c, viewer, names) for c in sessions]
 
 
+def allowed_actions(c, viewer, access, now=None) -> list[str]:
+    """What the viewer may do with the session now: the state table, then the clock's part of it.
+    `check_in` also needs the code shown in the room, and is left out once the viewer signed in."""
+    if viewer is None:
+        return []
+    now = now or dt.datetime.now(dt.timezone.utc)
+    signed_in = any(ci.user_id == viewer.id for ci in c.checkins)
+    return [action for action in workflow.allowed_actions(c.status, workflow.capacities(access, viewer, c))
+            if workflow.in_time(action, c, now) and not (action == "check_in" and signed_in)]
+
+
 def view(c, viewer, names=None, access=None) -> dict:
     """The session shaped for the viewer (`access`: what they may do with it, when already decided)."""
-    staff = (access or access_rules.of(viewer, c)).sees_all
+    access = access or access_rules.of(viewer, c)
+    staff = access.sees_all
     names = _names([c]) if names is None else names
 
     def minutes_view(m):
@@ -72,6 +84,7 @@ def view(c, viewer, names=None, access=None) -> dict:
         "cancelled_at": local(c.cancelled_at), "cancel_reason": c.cancel_reason,
         "created_by": str(c.created_by) if staff else None,
         "created_at": local(c.created_at), "updated_at": local(c.updated_at), "version": c.version,
+        "allowed_actions": allowed_actions(c, viewer, access),
     }
 
 

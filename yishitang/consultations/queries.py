@@ -8,6 +8,7 @@ from .access import viewer_keys
 from .models import Consultation
 
 LATEST = [("starts_at", -1), ("_id", -1)]
+SOONEST = [("starts_at", 1), ("_id", 1)]
 # The index behind each kind of list (`db.on_index` decides whether to name it to the planner).
 INDEX_FOR = {
     "access": [("access_keys", 1), *LATEST],

@@ -1,7 +1,8 @@
 from flask import current_app
 from flask.views import MethodView
 
-from ..api import DEFAULT_ERROR, STALE, Blueprint, etag, expected_version, paginate, shown_by
+from .. import pagination
+from ..api import DEFAULT_ERROR, STALE, Blueprint, binary, etag, expected_version, shown_by
 from ..auth import ROLES, STAFF_ROLES, current_user
 from . import access, checkin, minutes, presenters, queries, service
 from .schemas import (CancelSchema, CheckinCodeSchema, CheckinCreateSchema, CheckinResultSchema,
@@ -39,8 +40,9 @@ shown = shown_by(presenters.view)
 
 @blp.route("")
 class Consultations(MethodView):
-    @blp.list_route(ConsultationQuerySchema, ConsultationSchema, roles=ROLES)
-    def get(self, args, pagination_parameters):
+    @blp.doc(operationId="list_consultations")
+    @blp.list_route(ConsultationQuerySchema, ConsultationSchema, roles=ROLES, cursor=True)
+    def get(self, args, pagination_parameters, cursor=None):
         """List sessions in the caller's reach, latest start first (`order=asc`: soonest first).
 
         Who sees a session: admins all; coordinators those of studios in their scope; members
@@ -50,8 +52,10 @@ class Consultations(MethodView):
         `region` is any ancestor region of the studio. Sorted by (starts_at, id).
         """
         user = current_user()
-        return presenters.views(paginate(queries.search(user, **args), pagination_parameters), user)
+        order = queries.LATEST if args.get("order", "desc") == "desc" else queries.SOONEST
+        return presenters.views(pagination.page(queries.search(user, **args), pagination_parameters, order), user)
 
+    @blp.doc(operationId="create_consultation")
     @blp.command(ConsultationCreateSchema, ConsultationSchema, roles=STAFF_ROLES, status=201,
                  errors={409: "consultation_overlap, issue_not_schedulable", 422: "validation_failed, time_in_past"})
     def post(self, args):
@@ -94,6 +98,7 @@ class ConsultationById(MethodView):
 
 
 @blp.route("/<consultation_id>/cancel", methods=["POST"])
+@blp.doc(operationId="cancel_consultation")
 @blp.command(CancelSchema, ConsultationSchema, roles=STAFF_ROLES,
              errors={409: "consultation_not_cancellable (held, minuted or cancelled)", 412: STALE})
 def cancel(args, consultation_id):
@@ -116,6 +121,7 @@ def checkin_code(consultation_id):
 
 
 @blp.route("/<consultation_id>/checkins", methods=["POST"])
+@blp.doc(operationId="check_in")
 @blp.command(CheckinCreateSchema, CheckinResultSchema, roles=ROLES, status=201,
              errors={409: "checkin_closed, already_checked_in, consultation_full, consultation_cancelled",
                      422: "invalid_checkin_code, checkin_code_expired"})
@@ -148,8 +154,9 @@ def put_minutes(args, consultation_id):
 
 
 @blp.route("/<consultation_id>.ics")
+@blp.doc(operationId="get_consultation_ics")
 @blp.login_required(roles=ROLES)
-@blp.response(200, content_type="text/calendar", description="an iCalendar (RFC 5545) VEVENT, times in UTC")
+@blp.doc(responses=binary("an iCalendar (RFC 5545) VEVENT, times in UTC", "text/calendar"))
 def get_ics(consultation_id):
     """The session as an iCalendar event for phone calendars (`text/calendar`)."""
     c, _ = access.get_visible(consultation_id, current_user())

@@ -6,7 +6,7 @@ from marshmallow import validate
 from webargs.fields import DelimitedList
 
 from .. import config
-from ..fields import CODE, OBJECT_ID, StudioRecordSchema
+from ..fields import CODE, OBJECT_ID, LocalDateTime, StudioRecordSchema
 from .models import FORMATS, STATUSES
 
 TIME_ERRORS = {"invalid": "时间格式应为 ISO 8601，例如 2026-12-01T19:00:00+08:00",
@@ -129,14 +129,14 @@ class PersonSchema(ma.Schema):
 
 class CheckinSchema(ma.Schema):
     user_id = ma.fields.String()
-    at = ma.fields.DateTime()
+    at = LocalDateTime()
 
 
 class OutcomeSchema(ma.Schema):
     issue_id = ma.fields.String()
     decision = ma.fields.String()
     owner_unit = ma.fields.String(allow_none=True)
-    due_at = ma.fields.DateTime(allow_none=True)
+    due_at = LocalDateTime(allow_none=True)
     resolved = ma.fields.Boolean()
 
 
@@ -145,14 +145,14 @@ class MinutesSchema(ma.Schema):
     attendees_count = ma.fields.Integer()
     outcomes = ma.fields.List(ma.fields.Nested(OutcomeSchema))
     recorded_by = ma.fields.String(allow_none=True, metadata={"description": "staff only"})
-    recorded_at = ma.fields.DateTime()
+    recorded_at = LocalDateTime()
 
 
 class ConsultationSchema(StudioRecordSchema):
     topic = ma.fields.String()
     description = ma.fields.String()
-    starts_at = ma.fields.DateTime(metadata={"description": "in Asia/Shanghai, e.g. 2026-12-01T19:00:00+08:00"})
-    ends_at = ma.fields.DateTime()
+    starts_at = LocalDateTime(metadata={"description": "in Asia/Shanghai, e.g. 2026-12-01T19:00:00+08:00"})
+    ends_at = LocalDateTime()
     location = ma.fields.String()
     format = ma.fields.String(metadata={"description": "in_person | online | hybrid"})
     host_member_id = ma.fields.String()
@@ -169,22 +169,25 @@ class ConsultationSchema(StudioRecordSchema):
     minutes = ma.fields.Nested(MinutesSchema, allow_none=True)
     minutes_history = ma.fields.List(ma.fields.Nested(MinutesSchema), allow_none=True,
                                      metadata={"description": "earlier versions, oldest first; null for residents"})
-    cancelled_at = ma.fields.DateTime(allow_none=True)
+    cancelled_at = LocalDateTime(allow_none=True)
     cancel_reason = ma.fields.String(allow_none=True)
     created_by = ma.fields.String(allow_none=True)
-    created_at = ma.fields.DateTime()
-    updated_at = ma.fields.DateTime()
+    created_at = LocalDateTime()
+    updated_at = LocalDateTime()
     version = ma.fields.Integer(metadata={"description": "also sent as the ETag"})
+    allowed_actions = ma.fields.List(ma.fields.String(), metadata={"description": (
+        "what the caller may do now, from the state table and its clock: edit, cancel, check_in (with the "
+        "code shown in the room), minute, correct")})
 
 
 class CheckinCodeSchema(ma.Schema):
     code = ma.fields.String(metadata={"description": "show as a QR code; a new one every minute"})
-    expires_at = ma.fields.DateTime(metadata={"description": "accepted until then (5 minutes)"})
-    refresh_at = ma.fields.DateTime(metadata={"description": "when the next code is due"})
+    expires_at = LocalDateTime(metadata={"description": "accepted until then (5 minutes)"})
+    refresh_at = LocalDateTime(metadata={"description": "when the next code is due"})
 
 
 class CheckinResultSchema(ma.Schema):
     consultation_id = ma.fields.String()
     user_id = ma.fields.String()
-    at = ma.fields.DateTime()
+    at = LocalDateTime()
     checkins_count = ma.fields.Integer()

@@ -11,6 +11,9 @@ straight from planned: signing in is a convenience, not proof that a session too
 
 from __future__ import annotations
 
+import datetime as dt
+
+from ..db import as_utc
 from ..errors import Conflict, Forbidden
 from .models import STATUS_NAMES
 
@@ -70,3 +73,19 @@ def capacities(access, user, c) -> frozenset:
 def allowed_actions(status: str, capacities: frozenset) -> list[str]:
     """The actions the table lets these capacities take from this state (what a client may offer)."""
     return [action for action, (who, moves) in TRANSITIONS.items() if status in moves and who & capacities]
+
+
+CHECKIN_OPENS_BEFORE = dt.timedelta(minutes=30)  # sign-in opens this long before the start
+CORRECTION_WINDOW = dt.timedelta(days=7)  # the author may correct the minutes this long
+
+
+def in_time(action: str, c, now) -> bool:
+    """The clock's part of the table: sign-in from half an hour before the start to the end, minutes
+    once the session has started, corrections within 7 days of the minutes."""
+    if action == "check_in":
+        return as_utc(c.starts_at) - CHECKIN_OPENS_BEFORE <= now < as_utc(c.ends_at)
+    if action == "minute":
+        return now >= as_utc(c.starts_at)
+    if action == "correct":
+        return c.minuted_at is not None and now <= as_utc(c.minuted_at) + CORRECTION_WINDOW
+    return True

@@ -21,6 +21,8 @@ import time
 from flask import Flask, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from .fakewechat_media import MediaChecks
+
 from . import fakewechat_control
 from .fakewechat_rules import input_of as _input, value_problem as _value_problem
 
@@ -48,10 +50,10 @@ class _QuietHandler(WSGIRequestHandler):
 class FakeWeChat:
     """The fake server; every piece of state is guarded by one lock (the server is threaded)."""
 
-    def __init__(self, appid="wx-test-appid", secret="wx-test-secret", demo=False):
-        self.appid = appid
-        self.secret = secret
-        self.demo = demo
+    def __init__(self, appid="wx-test-appid", secret="wx-test-secret", demo=False,
+                 push_token="yishitang-demo-push-token", push_url=None):
+        self.appid, self.secret, self.demo = appid, secret, demo
+        self.media = MediaChecks(appid, push_token, push_url, auto=demo)  # the media check's pushes
         self.timeout_s = DEFAULT_TIMEOUT_S
         self.url = ""
         self._lock = threading.RLock()
@@ -94,6 +96,7 @@ class FakeWeChat:
             self._verdicts: dict[str, tuple[str, int]] = {}
             self.sent: list[dict] = []
             self.calls: list[tuple[str, dict]] = []
+        self.media.reset()
 
     # -- helpers for tests in the same process -----------------------------------------------
 
@@ -285,10 +288,7 @@ class FakeWeChat:
         }
 
     def _media_check_async(self, params):
-        refused = self._check_token(params)
-        if refused:
-            return refused
-        return {"errcode": 0, "errmsg": "ok", "trace_id": secrets.token_hex(12)}
+        return self._check_token(params) or self.media.request(params)
 
     def _phone_number(self, params):
         refused = self._check_token(params)

@@ -12,7 +12,7 @@ from flask import Flask, jsonify, request
 def register(app: Flask, fake) -> None:
     """Add POST /__fake__/<name> for each control and GET /__fake__/sent to the fake's app."""
     controls = {"login-code": _login_code, "phone-code": _phone_code, "grant": _grant, "fail": _fail,
-                "invalidate-tokens": _invalidate_tokens, "reset": _reset}
+                "invalidate-tokens": _invalidate_tokens, "reset": _reset, "deliver-media-checks": _deliver}
     for name, control in controls.items():
         app.add_url_rule(f"/__fake__/{name}", endpoint=f"fake-{name}", methods=["POST"],
                          view_func=lambda control=control: control(fake, _body()))
@@ -54,6 +54,11 @@ def _invalidate_tokens(fake, body):
 def _reset(fake, body):
     fake.reset()
     return jsonify(ok=True)
+
+
+def _deliver(fake, body):
+    """Push the verdicts of the pending media checks now (the demo pushes each one at once)."""
+    return jsonify(pushed=fake.media.deliver())
 
 
 def _sent(fake):

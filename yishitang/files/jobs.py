@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import service
+from . import moderation, service
 from .models import UploadedFile
 
 UNATTACHED_MAX_AGE = dt.timedelta(days=1)
@@ -18,6 +18,11 @@ def purge_unattached(now: dt.datetime, max_age: dt.timedelta = UNATTACHED_MAX_AG
         # Conditional delete: an attach that wins the race keeps its file.
         gone = collection.find_one_and_delete({"_id": doc["_id"], "issue_id": None})
         if gone is not None:
-            service.delete_bytes(gone["gridfs_id"])
+            service.delete_bytes(gone["gridfs_id"], gone.get("thumb_gridfs_id"))
             purged += 1
     return purged
+
+
+def resend_media_checks(now: dt.datetime) -> int:
+    """Photos whose media check WeChat did not take are asked for again."""
+    return moderation.resend_unsent(now)

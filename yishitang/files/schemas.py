@@ -1,6 +1,8 @@
 import marshmallow as ma
 from flask_smorest.fields import Upload
 
+from ..fields import LocalDateTime
+
 
 class UploadSchema(ma.Schema):
     file = Upload(required=True, metadata={
@@ -20,4 +22,23 @@ class UploadedFileSchema(ma.Schema):
     kind = ma.fields.String(dump_only=True, metadata={"description": "image | video"})
     size = ma.fields.Integer(dump_only=True, metadata={"description": "bytes"})
     sha256 = ma.fields.String(dump_only=True, metadata={"description": "hex digest of the bytes"})
-    created_at = ma.fields.DateTime(dump_only=True)
+    created_at = LocalDateTime(dump_only=True)
+    url = ma.fields.String(dump_only=True, metadata={"description": "signed link, works without a token for a while"})
+    thumb_url = ma.fields.String(dump_only=True, allow_none=True, metadata={"description": "signed link to the thumbnail; null for videos"})
+    media_check = ma.fields.String(dump_only=True, metadata={"description": "WeChat's media check: unsent | pending | pass | review | risky | unchecked"})
+
+
+class LinkQuerySchema(ma.Schema):
+    exp = ma.fields.String(metadata={"description": "signed link: expiry (unix seconds)"})
+    sig = ma.fields.String(metadata={"description": "signed link: signature"})
+
+
+class AttachmentSchema(ma.Schema):
+    id = ma.fields.String()
+    kind = ma.fields.String(metadata={"description": "image | video"})
+    content_type = ma.fields.String()
+    url = ma.fields.String(metadata={"description": "signed link to the file, works without a token for `FILE_URL_TTL` s"})
+    thumb_url = ma.fields.String(allow_none=True, metadata={"description": "signed link to a JPEG of at most 320 px; null for videos"})
+    media_check = ma.fields.String(allow_none=True, metadata={
+        "description": "WeChat's verdict: unsent | pending | pass | review | risky | unchecked (videos); "
+                       "shown to the uploader and staff, null on the public board (which shows `pass` only)"})

@@ -21,7 +21,9 @@ from bson.errors import InvalidId
 from .. import db
 from ..db import database, get_or_404, utcnow
 from ..errors import DomainError, InvalidInput, NotFound, PayloadTooLarge
-from .models import UploadedFile
+from . import images, links, moderation
+from .images import MAX_PIXELS, THUMBNAIL_PX  # noqa: F401  (limits served by GET /meta)
+from .models import CONTENT_TYPES, UploadedFile  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ def store(owner, stream, filename: str | None) -> UploadedFile:
     if sniffed is None:
         raise UnsupportedFileType(errors={"file": ["仅支持 JPEG、PNG、WebP 图片和 MP4 视频"]})
     content_type, kind = sniffed
+    small = images.thumbnail(data) if kind == "image" else None  # refuses a decompression bomb first
     name = sanitise_filename(filename)
     bucket, gridfs_id = _bucket(), ObjectId()
     # GridIn aborts (deletes its chunks) itself when the upload fails half-way.
@@ -107,22 +110,31 @@ def store(owner, stream, filename: str | None) -> UploadedFile:
     upload = UploadedFile(
         owner_id=owner.id, content_type=content_type, kind=kind, size=len(data),
         sha256=hashlib.sha256(data).hexdigest(), gridfs_id=gridfs_id, filename=name,
+        media_check={"state": "unsent" if kind == "image" else "unchecked"},
     )
     try:
+        if small is not None:
+            thumb, upload.width, upload.height = small
+            upload.thumb_gridfs_id, upload.thumb_size = ObjectId(), len(thumb)
+            bucket.upload_from_stream_with_id(upload.thumb_gridfs_id, "thumb.jpg", thumb,
+                                              metadata={"owner_id": owner.id, "content_type": "image/jpeg"})
         upload.save(force_insert=True)
     except Exception:
-        delete_bytes(gridfs_id)  # no bytes without their owner record
+        delete_bytes(gridfs_id, upload.thumb_gridfs_id)  # no bytes without their owner record
         raise
+    if kind == "image" and moderation.request_check(upload, owner):
+        upload.media_check.state = "pending"
     return upload
 
 
-def delete_bytes(gridfs_id) -> None:
-    try:
-        _bucket().delete(gridfs_id)
-    except gridfs.NoFile:
-        pass
-    except Exception:  # keep the original failure; log the stray bytes for a person to remove
-        log.exception("could not delete GridFS file %s", gridfs_id)
+def delete_bytes(*gridfs_ids) -> None:
+    for gridfs_id in filter(None, gridfs_ids):
+        try:
+            _bucket().delete(gridfs_id)
+        except gridfs.NoFile:
+            pass
+        except Exception:  # keep the original failure; log the stray bytes for a person to remove
+            log.exception("could not delete GridFS file %s", gridfs_id)
 
 
 ATTACH_ERROR = "附件不存在、已被使用或不属于您"
@@ -194,6 +206,58 @@ def open_stream(upload: UploadedFile) -> gridfs.GridOut:
         raise NotFound() from None
 
 
+def open_thumbnail(upload: UploadedFile) -> gridfs.GridOut:
+    if not upload.thumb_gridfs_id:
+        raise NotFound("该文件没有缩略图", error="no_thumbnail")
+    try:
+        return _bucket().open_download_stream(upload.thumb_gridfs_id)
+    except gridfs.NoFile:
+        raise NotFound("该文件没有缩略图", error="no_thumbnail") from None
+
+
+def present(upload) -> dict:
+    """An upload as its uploader sees it: with signed links and the media check's state."""
+    check = upload.media_check
+    return {"id": str(upload.id), "content_type": upload.content_type, "kind": upload.kind, "size": upload.size,
+            "sha256": upload.sha256, "created_at": upload.created_at, **_links(upload),
+            "media_check": check.state if check else "unchecked"}
+
+
+def _links(upload) -> dict:
+    expires = links.expiry()
+    return {"url": links.url(upload.id, expires=expires),
+            "thumb_url": links.url(upload.id, "thumb", expires=expires) if upload.thumb_gridfs_id else None}
+
+
+def describe(file_ids, *, public: bool) -> list[dict]:
+    """Attachments as views list them, `{id, kind, content_type, url, thumb_url, media_check}`, in
+    the given order; the public board gets only photos WeChat passed, without the check's state."""
+    return describe_many([(file_ids, public)])[0]
+
+
+def describe_many(groups) -> list[list[dict]]:
+    """`describe` for each `(file_ids, public)` of a page, with one query."""
+    wanted = {ObjectId(str(i)) for ids, _public in groups for i in ids or ()}
+    fields = {"content_type": 1, "kind": 1, "thumb_gridfs_id": 1, "media_check": 1}
+    found = {doc["_id"]: doc for doc in UploadedFile._get_collection().find({"_id": {"$in": list(wanted)}}, fields)} \
+        if wanted else {}
+    expires = links.expiry()
+    return [[_attachment(found[oid], public, expires) for oid in map(lambda i: ObjectId(str(i)), ids or ())
+             if oid in found and (not public or _check_state(found[oid]) == "pass")]
+            for ids, public in groups]
+
+
+def _check_state(doc) -> str:
+    return (doc.get("media_check") or {}).get("state", "unchecked")
+
+
+def _attachment(doc, public: bool, expires: int) -> dict:
+    return {"id": str(doc["_id"]), "kind": doc["kind"], "content_type": doc["content_type"],
+            "url": links.url(doc["_id"], expires=expires),
+            "thumb_url": links.url(doc["_id"], "thumb", expires=expires) if doc.get("thumb_gridfs_id") else None,
+            "media_check": None if public else _check_state(doc)}
+
+
 def read(upload: UploadedFile) -> bytes:
     with open_stream(upload) as grid_out:
         return grid_out.read()
@@ -216,6 +280,6 @@ def _remove_unattached(user) -> int:
     removed = 0
     for upload in UploadedFile.objects(owner_id=user.id, issue_id=None):
         if UploadedFile._get_collection().delete_one({"_id": upload.id, "issue_id": None}).deleted_count:
-            delete_bytes(upload.gridfs_id)
+            delete_bytes(upload.gridfs_id, upload.thumb_gridfs_id)
             removed += 1
     return removed

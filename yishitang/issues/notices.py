@@ -58,9 +58,27 @@ def after_transition(issue, action: str, note: str | None, at) -> None:
                      "已办结", note, at, template="rate")
     elif action == "schedule":
         _to_reporter(issue, "issue_scheduled", "您的议题已安排协商", f"「{issue.title}」将在民生议事堂协商", "待协商", note, at)
+    elif action == "consult":
+        _to_reporter(issue, "issue_consulted", "您的议题已在民生议事堂协商", f"「{issue.title}」已协商，请查看协商结果",
+                     "已协商", note, at)
+    elif action == "rate_unsatisfied":
+        notify(responsible_staff(issue), "issue_reopened", title="居民对办理结果不满意，议题已重新办理",
+               body=f"{issue.number}「{issue.title}」：{note or '未说明原因'}", page=_page(issue), template="issue_status",
+               data={"character_string1": issue.number, "thing2": issue.title, "phrase3": "重新办理",
+                     "thing4": note or "居民不满意，请重新办理", "time5": _time(at)})
+    elif action == "comment" and _by_staff(issue):
+        _to_reporter(issue, "issue_comment", "工作人员回复了您的议题", f"「{issue.title}」：{note}", "有新回复", note, at)
     elif action == "close" and issue.feedback is None:
         notify([issue.reporter_id], "issue_closed", title="您的议题已关闭", body=f"「{issue.title}」评价期满，已关闭",
                page=_page(issue))
+
+
+def _by_staff(issue) -> bool:
+    """The latest timeline entry (the comment just stored) is not the reporter's own."""
+    timeline = issue.get("timeline") if isinstance(issue, dict) else issue.timeline
+    actor = (timeline[-1].get("actor") if isinstance(timeline[-1], dict) else timeline[-1].actor.to_mongo()) \
+        if timeline else {}
+    return bool(actor) and actor.get("id") != issue.reporter_id
 
 
 def overdue_warning(issue, stage: str, dedupe_key: str) -> int:

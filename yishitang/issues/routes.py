@@ -1,7 +1,8 @@
 from flask import request
 from flask.views import MethodView
 
-from ..api import STALE, Blueprint, expected_version, paginate, shown_by
+from .. import pagination
+from ..api import STALE, Blueprint, expected_version, shown_by
 from ..auth import ROLES, current_user, snapshot
 from ..db import Row
 from ..idempotency import idempotent_route
@@ -19,18 +20,19 @@ shown = shown_by(presenters.view)
 
 @blp.route("")
 class Issues(MethodView):
-    @blp.list_route(IssueQuerySchema, IssueSummarySchema, roles=ROLES)
-    def get(self, args, pagination_parameters):
+    @blp.doc(operationId="list_issues")
+    @blp.list_route(IssueQuerySchema, IssueSummarySchema, roles=ROLES, cursor=True)
+    def get(self, args, pagination_parameters, cursor=None):
         """List issues in the caller's reach, newest first.
 
         Residents: their own (and `board=1&studio=` for a studio's public board); members: their
         studios; coordinators: their scope; admins: all. `mine=1` lists one's own in any role.
         """
         user = current_user()
-        page = paginate(queries.search(user, **args), pagination_parameters)
-        viewer = snapshot(user)
-        return [presenters.view(Row(issue), viewer, with_timeline=False) for issue in page]
+        page = pagination.page(queries.search(user, **args), pagination_parameters)
+        return presenters.page([Row(issue) for issue in page], snapshot(user))
 
+    @blp.doc(operationId="create_issue")
     @blp.login_required(roles=("resident",))
     @idempotent_route(blp)
     @limited("issues", per="user", accepted_only=True)  # a refused issue (422, 404) uses no quota
@@ -44,6 +46,7 @@ class Issues(MethodView):
 
 
 @blp.route("/similar")
+@blp.doc(operationId="similar_issues")
 @blp.login_required(roles=ROLES)
 @blp.arguments(SimilarQuerySchema, location="query")
 @blp.response(200, SimilarIssueSchema(many=True))
@@ -65,6 +68,7 @@ def get_issue(issue_id):
 
 
 @blp.route("/<issue_id>/actions", methods=["POST"])
+@blp.doc(operationId="act_on_issue")
 @blp.command(ActionSchema, IssueSchema, roles=ROLES,
              errors={409: "invalid_transition and other state conflicts", 412: STALE})
 def post_action(args, issue_id):
@@ -75,7 +79,9 @@ def post_action(args, issue_id):
 
 
 @blp.route("/<issue_id>/feedback", methods=["POST"])
-@blp.command(FeedbackCreateSchema, IssueSchema, roles=ROLES)
+@blp.doc(operationId="rate_issue")
+@blp.command(FeedbackCreateSchema, IssueSchema, roles=ROLES,
+             errors={409: "invalid_transition: the issue is not waiting for a rating", 412: STALE})
 def post_feedback(args, issue_id):
     """Rate a resolved issue (reporter): satisfied or basically satisfied closes it, unsatisfied reopens it."""
     issue = service.give_feedback(issue_id, current_user(), args["rating"], args.get("comment"),
@@ -87,6 +93,7 @@ def post_feedback(args, issue_id):
 @blp.login_required(roles=("resident",))
 @limited("supports", per="user")
 @blp.alt_response(429, response="DEFAULT_ERROR", description="too many supports (Retry-After)")
+@blp.errors({409: "own_issue, issue_closed"})
 @blp.response(200, SupportStateSchema)
 def supports(issue_id):
     """附议: support a neighbour's issue (once per person), or take the support back (DELETE)."""

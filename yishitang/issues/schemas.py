@@ -2,7 +2,8 @@ import marshmallow as ma
 from marshmallow import validate
 from webargs.fields import DelimitedList
 
-from ..fields import CODE, OBJECT_ID, PHONE, LocationSchema, StudioRecordSchema
+from ..fields import CODE, OBJECT_ID, PHONE, LocalDateTime, LocationSchema, StudioRecordSchema
+from ..files.schemas import AttachmentSchema
 from .models import CATEGORIES
 from .workflow import CLIENT_ACTIONS, LEVELS, RATINGS, STATUSES
 
@@ -36,7 +37,7 @@ class ActorSchema(ma.Schema):
 
 
 class TimelineEntrySchema(ma.Schema):
-    at = ma.fields.DateTime()
+    at = LocalDateTime()
     actor = ma.fields.Nested(ActorSchema)
     action = ma.fields.String()
     from_status = ma.fields.String(allow_none=True)
@@ -56,14 +57,14 @@ class ReporterSchema(ma.Schema):
 class ResolutionSchema(ma.Schema):
     summary = ma.fields.String()
     owner_unit = ma.fields.String(allow_none=True)
-    resolved_at = ma.fields.DateTime()
-    evidence = ma.fields.List(ma.fields.String())
+    resolved_at = LocalDateTime()
+    evidence = ma.fields.List(ma.fields.Nested(AttachmentSchema), metadata={"description": "photos of the result"})
 
 
 class FeedbackSchema(ma.Schema):
     rating = ma.fields.String()
     comment = ma.fields.String(allow_none=True)
-    at = ma.fields.DateTime()
+    at = LocalDateTime()
 
 
 class IssueSchema(Shaped, StudioRecordSchema):
@@ -79,14 +80,15 @@ class IssueSchema(Shaped, StudioRecordSchema):
     contact_phone = ma.fields.String(allow_none=True)
     location = ma.fields.Nested(LocationSchema, allow_none=True)
     address = ma.fields.String()
-    attachments = ma.fields.List(ma.fields.String())
+    attachments = ma.fields.List(ma.fields.Nested(AttachmentSchema), metadata={
+        "description": "photos and videos with signed links; the public board lists the photos WeChat passed"})
     supporters_count = ma.fields.Integer()
-    due_at = ma.fields.DateTime(allow_none=True)
+    due_at = LocalDateTime(allow_none=True)
     overdue = ma.fields.Boolean()
     supervised = ma.fields.Boolean()
     consultation_id = ma.fields.String(allow_none=True)
     owner_unit = ma.fields.String(allow_none=True, metadata={"description": "unit a consultation handed it to"})
-    met_at = ma.fields.DateTime(allow_none=True, metadata={"description": "first face-to-face contact (visit or held session)"})
+    met_at = LocalDateTime(allow_none=True, metadata={"description": "first face-to-face contact (visit or held session)"})
     resolution = ma.fields.Nested(ResolutionSchema, allow_none=True)
     feedback = ma.fields.Nested(FeedbackSchema, allow_none=True)
     moderation = ma.fields.String(allow_none=True, metadata={"description": "pass | review (staff and reporter only)"})
@@ -94,12 +96,16 @@ class IssueSchema(Shaped, StudioRecordSchema):
     reopened_count = ma.fields.Integer()
     escalated_count = ma.fields.Integer()
     timeline = ma.fields.List(ma.fields.Nested(TimelineEntrySchema), metadata={"description": "newest last"})
-    created_at = ma.fields.DateTime()
-    updated_at = ma.fields.DateTime()
-    accepted_at = ma.fields.DateTime(allow_none=True)
-    first_response_at = ma.fields.DateTime(allow_none=True)
-    closed_at = ma.fields.DateTime(allow_none=True)
+    created_at = LocalDateTime()
+    updated_at = LocalDateTime()
+    accepted_at = LocalDateTime(allow_none=True)
+    first_response_at = LocalDateTime(allow_none=True)
+    closed_at = LocalDateTime(allow_none=True)
     version = ma.fields.Integer(metadata={"description": "also sent as the ETag"})
+    allowed_actions = ma.fields.List(ma.fields.String(), metadata={"description": (
+        "what the caller may do now, from the table that decides: actions of POST /actions, `feedback` "
+        "(POST /feedback) and `support` (POST /supports); a button for anything else would be refused")})
+    supported_by_me = ma.fields.Boolean(metadata={"description": "the caller supports it (附议)"})
 
 
 class IssueSummarySchema(IssueSchema):

@@ -22,16 +22,9 @@ from ..wechat import WeChatError
 from . import access as access_rules
 from . import notices, workflow
 from .models import Issue
-from .workflow import REPORTER, STAFF, SYSTEM
+from .workflow import REPORTER, STAFF, STATUS_NAMES, SYSTEM
 
 log = logging.getLogger(__name__)
-
-STATUS_NAMES = {
-    "submitted": "待受理", "accepted": "已受理", "scheduled": "待协商", "consulted": "已协商",
-    "in_progress": "办理中", "resolved": "已办结待评价", "closed": "已关闭", "rejected": "不予受理",
-    "withdrawn": "已撤回",
-}
-
 
 def check_text(content: str, user, scene: int = 3) -> str:
     """WeChat's text check: "pass" or "review"; risky text is refused. An outage holds for review."""
@@ -88,6 +81,7 @@ def transition(issue, action: str, user, *, note=None, expected_version=None, sy
         caps = {SYSTEM} if system else (access or access_rules.of(user, issue)).capacities
         if not rule.who & caps:
             raise Forbidden("您无权对该议题执行此操作", error="action_forbidden")
+        workflow.check_condition(action, issue, now, config.settings())
         updated = _store(issue, action, user, rule.to_status or issue.status, caps, now, session, note=note,
                          role="system" if system and user is None else _actor_role(user, issue, caps), **params)
         if updated is not None:
@@ -139,9 +133,7 @@ def _reject(issue, user, now, note=None, **_):
 
 
 def _escalate(issue, user, now, **_):
-    level = workflow.next_level(issue.level)
-    if level is None:
-        raise Conflict("议题已在区级办理，不能再上报", error="already_top_tier")
+    level = workflow.next_level(issue.level)  # not None: the table's condition was checked first
     due = handling_due(now, level, issue.category) if issue.status != "submitted" else issue.due_at
     return {"level": level, "due_at": due, "$inc": {"escalated_count": 1}}, {}
 
@@ -169,21 +161,11 @@ def _rate(rating):
     return effect
 
 
-def _close(issue, user, now, caps=(), **_):
-    window = dt.timedelta(days=config.settings().feedback_window_days)
-    resolved_at = db.as_utc(issue.resolution.resolved_at) if issue.resolution else None
-    if issue.feedback is not None or resolved_at is None or now - resolved_at < window:
-        raise Conflict(f"居民评价期（{window.days} 天）未满，暂不能关闭", error="feedback_window_open")
-    return {}, {}
-
-
 def _withdraw(issue, user, now, **_):
     return {"withdrawn_at": now, "due_at": None}, {}
 
 
 def _supervise(issue, user, now, **_):
-    if issue.supervised:
-        raise Conflict("该议题已在督办中", error="already_supervised")
     return {"supervised": True}, {}
 
 
@@ -200,8 +182,6 @@ def _comment(issue, user, now, note=None, visit=False, caps=(), **_):
 
 
 def _approve(issue, user, now, **_):
-    if issue.moderation != "review":
-        raise Conflict("该议题无需审核", error="not_held_for_review")
     return {"moderation": "pass"}, {}
 
 
@@ -236,7 +216,7 @@ def _consult(issue, user, now, consultation_id=None, owner_unit=None, due_at=Non
 EFFECTS = {
     "accept": _accept, "reject": _reject, "escalate": _escalate, "resolve": _resolve,
     "rate_satisfied": _rate("satisfied"), "rate_basically_satisfied": _rate("basically_satisfied"),
-    "rate_unsatisfied": _rate("unsatisfied"), "close": _close, "withdraw": _withdraw,
+    "rate_unsatisfied": _rate("unsatisfied"), "withdraw": _withdraw,
     "supervise": _supervise, "comment": _comment, "approve": _approve, "duplicate": _duplicate,
     "schedule": _schedule, "unschedule": _unschedule, "consult": _consult,
 }

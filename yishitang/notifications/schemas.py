@@ -1,10 +1,12 @@
 import marshmallow as ma
 
+from ..fields import LocalDateTime
+
 
 class DeliverySchema(ma.Schema):
     state = ma.fields.String(metadata={"description": "pending | sending | sent | no_grant | failed | skipped (in-app only)"})
     attempts = ma.fields.Integer()
-    sent_at = ma.fields.DateTime(allow_none=True)
+    sent_at = LocalDateTime(allow_none=True)
 
 
 class NotificationSchema(ma.Schema):
@@ -13,10 +15,19 @@ class NotificationSchema(ma.Schema):
     title = ma.fields.String()
     body = ma.fields.String()
     page = ma.fields.String(allow_none=True, metadata={"description": "mini-program page to open"})
-    read_at = ma.fields.DateTime(allow_none=True)
-    created_at = ma.fields.DateTime()
+    read_at = LocalDateTime(allow_none=True)
+    created_at = LocalDateTime()
     delivery = ma.fields.Nested(DeliverySchema)
 
 
 class InboxQuerySchema(ma.Schema):
     unread = ma.fields.Boolean(load_default=False)
+
+
+class UnreadCountSchema(ma.Schema):
+    unread_count = ma.fields.Integer()
+
+
+class ReadAllSchema(ma.Schema):
+    marked = ma.fields.Integer(metadata={"description": "notifications marked read by this call"})
+    unread_count = ma.fields.Integer()

@@ -57,6 +57,12 @@ def mark_read(user, notification_id) -> Notification:
     return item
 
 
+def mark_all_read(user, now=None) -> int:
+    """One write on the (user_id, read_at) index; items arriving meanwhile stay unread."""
+    return Notification._get_collection().update_many(
+        {"user_id": user.id, "read_at": None}, {"$set": {"read_at": now or utcnow()}}).modified_count
+
+
 def unread_count(user) -> int:
     return Notification.objects(user_id=user.id, read_at=None).count()
 

@@ -212,6 +212,7 @@ def get_integration(integration_id):
 
 
 @integrations_blp.route("/<integration_id>/revoke", methods=["POST"])
+@integrations_blp.doc(operationId="revoke_integration")
 @integrations_blp.login_required(roles=("admin",))
 @integrations_blp.response(200, IntegrationSchema)
 @integrations_blp.alt_response(409, response="DEFAULT_ERROR", description="integration_revoked")

@@ -1,4 +1,4 @@
-from ..api import Blueprint
+from ..api import Blueprint, binary
 from ..auth import current_user
 from . import export, service
 from .schemas import OverviewSchema, StatsQuerySchema
@@ -40,6 +40,7 @@ def documented(summary: str):
 
 
 @blp.route("/overview")
+@blp.doc(operationId="stats_overview")
 @blp.login_required(roles=STAFF)
 @blp.arguments(StatsQuerySchema, location="query")
 @blp.alt_response(404, response="DEFAULT_ERROR", description="region_not_found")
@@ -50,24 +51,25 @@ def overview(args):
 
 
 @blp.route("/overview.csv")
+@blp.doc(operationId="stats_overview_csv")
 @blp.login_required(roles=STAFF)
 @blp.arguments(StatsQuerySchema, location="query")
 @blp.alt_response(404, response="DEFAULT_ERROR", description="region_not_found")
-@blp.response(200, {"type": "string", "format": "binary"}, content_type="text/csv",
-              description="UTF-8 with BOM; Chinese headers; rates in percent with one decimal; last row 合计")
+@blp.doc(responses=binary("UTF-8 with BOM; Chinese headers; rates in percent with one decimal; last row 合计",
+                          "text/csv"))
 @documented("The overview as CSV (Excel opens it), with Chinese headers.")
 def overview_csv(args):
     data = service.overview(current_user(), **args)
-    return export.attachment(export.to_csv(data), "text/csv; charset=utf-8", data, "csv")
+    return export.attachment(export.to_csv(data), "text/csv", data, "csv")  # werkzeug adds the charset
 
 
 @blp.route("/overview.xlsx")
+@blp.doc(operationId="stats_overview_xlsx")
 @blp.login_required(roles=STAFF)
 @blp.arguments(StatsQuerySchema, location="query")
 @blp.alt_response(404, response="DEFAULT_ERROR", description="region_not_found")
-@blp.response(200, {"type": "string", "format": "binary"},
-              content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-              description="sheet 统计 (rates as fractions formatted 0.0%) and sheet 说明 (period, definitions)")
+@blp.doc(responses=binary("sheet 统计 (rates as fractions formatted 0.0%) and sheet 说明 (period, definitions)",
+                          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
 @documented("The overview as an Excel workbook, with Chinese headers and the definitions.")
 def overview_xlsx(args):
     data = service.overview(current_user(), **args)

@@ -1,7 +1,7 @@
 import marshmallow as ma
 from marshmallow import validate
 
-from ..fields import CODE
+from ..fields import CODE, LocalDateTime
 from .service import GROUPINGS, RATE_NAMES
 
 
@@ -74,7 +74,7 @@ class ExcludedGroupSchema(ma.Schema):
 
 
 class RollupInfoSchema(ma.Schema):
-    as_of = ma.fields.DateTime(allow_none=True, metadata={
+    as_of = LocalDateTime(allow_none=True, metadata={
         "description": "watermark of the stored daily rollups; null: computed from the issues directly"})
     cells = ma.fields.Integer(metadata={"description": "day-and-studio cells merged"})
     recomputed_cells = ma.fields.Integer(metadata={"description": "cells recomputed from issues written since `as_of`"})
@@ -94,5 +94,5 @@ class OverviewSchema(ma.Schema):
     rows = ma.fields.List(ma.fields.Nested(StatsRowSchema), metadata={
         "description": "every group of the region (also those with no issues), in natural order or ranked"})
     totals = ma.fields.Nested(StatsRowSchema)
-    generated_at = ma.fields.DateTime()
+    generated_at = LocalDateTime()
     rollup = ma.fields.Nested(RollupInfoSchema)

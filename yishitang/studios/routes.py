@@ -9,23 +9,24 @@ from .schemas import MembersSchema, StudioPatchSchema, StudioQuerySchema, Studio
 blp = Blueprint("studios", __name__, url_prefix="/api/v1/studios", description="委员工作室")
 
 
-def _views(studios: list) -> list[dict]:
-    members = users.member_ids_by_studio([s.id for s in studios])
+def views(studios: list) -> list[dict]:
+    members = users.members_by_studio([s.id for s in studios], active_only=False)
     return [_view(s, members[s.id]) for s in studios]
 
 
-def _view(studio, member_ids) -> dict:
+def _view(studio, members) -> dict:
     return {
         "id": str(studio.id), "name": studio.name, "region_code": studio.region_code,
         "township_code": studio.township_code, "district_code": studio.district_code,
         "address": studio.address, "location": service.location_view(studio),
-        "open_hours": studio.open_hours, "member_ids": member_ids, "active": studio.active,
+        "open_hours": studio.open_hours, "member_ids": [m["id"] for m in members], "active": studio.active,
+        "members": [{key: m[key] for key in ("id", "display_name", "committee")} for m in members if m["active"]],
         "distance_m": getattr(studio, "distance_m", None),
     }
 
 
 def _one(studio) -> dict:
-    return _views([studio])[0]
+    return views([studio])[0]
 
 
 @blp.route("")
@@ -33,7 +34,7 @@ class Studios(MethodView):
     @blp.list_route(StudioQuerySchema, StudioSchema, roles=ROLES)
     def get(self, args, pagination_parameters):
         """List studios in a region subtree (by code), or nearest first with `near=lng,lat`."""
-        return _views(list(paginate(service.search(**args), pagination_parameters)))
+        return views(list(paginate(service.search(**args), pagination_parameters)))
 
     @blp.login_required(roles=("admin",))
     @blp.arguments(StudioSchema)

@@ -14,6 +14,8 @@ class StudioSchema(ma.Schema):
     location = ma.fields.Nested(LocationSchema, allow_none=True, load_default=None)
     open_hours = ma.fields.String(load_default="", validate=validate.Length(max=100))
     member_ids = ma.fields.List(ma.fields.String(), dump_only=True)
+    members = ma.fields.List(ma.fields.Nested("StudioMemberSchema"), dump_only=True, metadata={
+        "description": "the members on duty (active), for the studio's page; no phone"})
     active = ma.fields.Boolean(load_default=True)
     distance_m = ma.fields.Float(dump_only=True, allow_none=True, metadata={"description": "with `near` only"})
 
@@ -51,3 +53,9 @@ class StudioQuerySchema(ma.Schema):
 class MembersSchema(ma.Schema):
     member_ids = ma.fields.List(ma.fields.String(validate=validate.Regexp(r"^[0-9a-f]{24}$", error="无效的用户 id")),
                                 required=True, validate=validate.Length(max=200))
+
+
+class StudioMemberSchema(ma.Schema):
+    id = ma.fields.String()
+    display_name = ma.fields.String()
+    committee = ma.fields.String(allow_none=True, metadata={"description": "专委会"})

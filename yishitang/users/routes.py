@@ -43,6 +43,7 @@ def password_login(args):
 
 
 @auth_blp.route("/refresh", methods=["POST"])
+@auth_blp.doc(operationId="refresh_tokens")
 @auth_blp.arguments(RefreshSchema)
 @auth_blp.response(200, TokenSchema)
 @auth_blp.alt_response(401, response="DEFAULT_ERROR", description="invalid_refresh_token, refresh_token_reused (the whole sign-in is revoked)")

@@ -2,7 +2,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from ..auth import ROLES
-from ..fields import CODE, OBJECT_ID, PHONE
+from ..fields import CODE, OBJECT_ID, PHONE, LocalDateTime
 from .models import COMMITTEES
 
 PASSWORD_MIN_LENGTH = 8
@@ -20,7 +20,7 @@ class UserSchema(ma.Schema):
     committee = ma.fields.String(allow_none=True)
     scope_region_code = ma.fields.String(allow_none=True)
     active = ma.fields.Boolean()
-    created_at = ma.fields.DateTime()
+    created_at = LocalDateTime()
 
 
 class WeChatLoginSchema(ma.Schema):
@@ -86,7 +86,7 @@ class LogoutSchema(ma.Schema):
 class PersonalDataSchema(ma.Schema):
     """Sections of the export; their items are documented with the features that own them."""
 
-    exported_at = ma.fields.DateTime()
+    exported_at = LocalDateTime()
     profile = ma.fields.Dict()
     sign_ins = ma.fields.Integer(metadata={"description": "active sign-ins (refresh token families)"})
     issues_raised = ma.fields.List(ma.fields.Dict())

@@ -234,11 +234,19 @@ def search(role=None, region=None, q=None, active=None):
 
 def member_ids_by_studio(studio_ids) -> dict:
     """studio id -> ids of its members, with one query for any number of studios."""
+    return {sid: [m["id"] for m in found] for sid, found in members_by_studio(studio_ids, active_only=False).items()}
+
+
+def members_by_studio(studio_ids, active_only=True) -> dict:
+    """studio id -> its members as a studio page shows them `{id, display_name, committee}`
+    (no phone, no username), with one query for any number of studios."""
     result = {sid: [] for sid in studio_ids}
-    for user in User.objects(studio_ids__in=list(studio_ids), roles="member").only("id", "studio_ids"):
-        for sid in user.studio_ids:
+    query = {"studio_ids": {"$in": list(studio_ids)}, "roles": "member", **({"active": True} if active_only else {})}
+    for user in User._get_collection().find(query, {"studio_ids": 1, "display_name": 1, "committee": 1, "active": 1}):
+        for sid in user.get("studio_ids") or ():
             if sid in result:
-                result[sid].append(str(user.id))
+                result[sid].append({"id": str(user["_id"]), "display_name": user.get("display_name"),
+                                    "committee": user.get("committee"), "active": user.get("active", True)})
     return result
 
 
