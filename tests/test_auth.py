@@ -102,6 +102,20 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(client, people):
     assert client.post(REFRESH, json={"refresh_token": other["refresh_token"]}).status_code == 200
 
 
+def test_a_refresh_gives_a_pair_for_the_token_owner_not_another_signed_in_user(client, people):
+    client.post(PASSWORD, json={"username": "admin1", "password": "admin-pass-1"})  # an earlier sign-in, stored first
+    member = client.post(PASSWORD, json={"username": people["member"].username, "password": "secret-pass-1"}).get_json()
+    renewed = client.post(REFRESH, json={"refresh_token": member["refresh_token"]}).get_json()
+    me = client.get("/api/v1/me", headers=bearer(renewed["access_token"])).get_json()
+    assert me["id"] == str(people["member"].id)
+
+
+def test_a_refresh_token_of_a_deleted_user_is_refused(client, people, db):
+    pair = client.post(PASSWORD, json={"username": people["member"].username, "password": "secret-pass-1"}).get_json()
+    db.users.delete_one({"_id": people["member"].id})
+    assert_error(client.post(REFRESH, json={"refresh_token": pair["refresh_token"]}), 401, "account_disabled")
+
+
 def test_unknown_refresh_token(client, people):
     assert_error(client.post(REFRESH, json={"refresh_token": "made-up"}), 401, "invalid_refresh_token")
 
@@ -156,6 +170,21 @@ def test_token_signed_with_another_key(client, people):
 def test_refresh_token_is_not_an_access_token(client, people, settings):
     token = jwt.encode(_claims(people["admin"], settings, type="refresh"), settings.signing_key, "HS256")
     assert_error(client.get("/api/v1/me", headers=bearer(token)), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("missing", ["exp", "iat", "sub", "type"])
+def test_a_signed_token_missing_a_required_claim_is_refused(client, people, settings, missing):
+    """Signed with the right key but without `exp` it would never expire: every listed claim is required."""
+    claims = _claims(people["admin"], settings)
+    del claims[missing]
+    assert_error(client.get("/api/v1/me", headers=bearer(jwt.encode(claims, settings.signing_key, "HS256"))),
+                 401, "invalid_token")
+
+
+@pytest.mark.parametrize("sub", ["not-an-object-id", "0" * 25])
+def test_a_signed_token_whose_subject_is_no_user_id_is_refused(client, people, settings, sub):
+    token = jwt.encode(_claims(people["admin"], settings, sub=sub), settings.signing_key, "HS256")
+    assert_error(client.get("/api/v1/me", headers=bearer(token)), 401, "token_revoked")
 
 
 @pytest.mark.parametrize("header", ["", "Bearer", "Bearer ", "Basic abc", "Token x.y.z"])

@@ -275,7 +275,7 @@ def test_unrated_resolved_issues_close_after_the_window(run_job, issue_at, db):
 # --- the scheduler ---------------------------------------------------------------------------------
 
 def test_a_slot_runs_once_whoever_reaches_it(app, db):
-    from yishitang.scheduler import Job, run_once
+    from yishitang.scheduler import HOLDER, Job, run_once
 
     calls = []
     job = Job("probe", 60, lambda now: calls.append(now) or len(calls))
@@ -286,14 +286,25 @@ def test_a_slot_runs_once_whoever_reaches_it(app, db):
     assert len(calls) == 2
     runs = list(db.job_runs.find().sort("slot", 1))
     assert [r["result"] for r in runs] == ["1", "2"] and len(runs[0]["skipped_by"]) == 1
+    # the record operators read: who ran it, when (its 7-day expiry counts from started_at), who came second
+    first = runs[0]
+    assert first["holder"] == HOLDER and first["skipped_by"] == [HOLDER] and "error" not in first
+    assert first["started_at"].replace(tzinfo=UTC) == now and first["finished_at"] is not None
 
 
-def test_a_failing_job_is_recorded_and_the_next_slot_runs(app, db):
+def test_a_failing_job_is_recorded_and_the_next_slot_runs(app, db, caplog):
     from yishitang.scheduler import Job, run_once
 
     job = Job("broken", 60, lambda now: 1 / 0)
     assert run_once(app, job, dt.datetime(2026, 11, 27, 12, 0, tzinfo=UTC)) is True
     assert "ZeroDivisionError" in db.job_runs.find_one()["error"]
+    assert db.job_runs.find_one()["finished_at"] is not None
+    talkative = Job("talkative", 60, lambda now: (_ for _ in ()).throw(ValueError("x" * 600)))
+    assert run_once(app, talkative, dt.datetime(2026, 11, 27, 12, 0, tzinfo=UTC)) is True
+    assert "talkative failed" in [r.getMessage() for r in caplog.records if r.name == "yishitang.scheduler"]
+    assert len(db.job_runs.find_one({"job": "talkative"})["error"]) == 500  # bounded, whatever the exception says
+    assert run_once(app, Job("wordy", 60, lambda now: "y" * 600), dt.datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
+    assert len(db.job_runs.find_one({"job": "wordy"})["result"]) == 500
 
 
 def test_the_console_tells_what_a_job_did_and_nothing_when_it_did_nothing(app, issue_at, db, fake_wechat, people,
