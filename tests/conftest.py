@@ -104,4 +104,14 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture
+def limits(app, settings):
+    """Tighten settings (e.g. rate limits) for one test; restored afterwards."""
+    def tighten(**specs):
+        app.config["SETTINGS"] = settings.replace(**specs)
+
+    yield tighten
+    app.config["SETTINGS"] = settings
+
+
 from tests.factories import *  # noqa: E402,F401,F403  (factory fixtures: make_region, make_user, ...)

@@ -78,15 +78,6 @@ def test_a_password_reset_revokes_every_sign_in_of_the_account(client, people, l
 
 # --- 4. refused issues use no quota -------------------------------------------------------------
 
-@pytest.fixture
-def limits(app, settings):
-    def tighten(**specs):
-        app.config["SETTINGS"] = settings.replace(**specs)
-
-    yield tighten
-    app.config["SETTINGS"] = settings
-
-
 def test_rejected_issues_do_not_use_up_the_quota(client, limits, login, people, district, db):
     from tests.factories import SHED
 

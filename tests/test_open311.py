@@ -558,15 +558,6 @@ def test_wechat_outage_holds_the_request_for_review(client, login, people, distr
 
 # --- limits and the error shape everywhere ---------------------------------------------------------------------------
 
-@pytest.fixture
-def limits(app, settings):
-    def tighten(**specs):
-        app.config["SETTINGS"] = settings.replace(**specs)
-
-    yield tighten
-    app.config["SETTINGS"] = settings
-
-
 def test_filing_is_rate_limited_per_api_key(client, district, integration, file, limits, db):
     limits(rate_limit_open311=f"2/{WINDOW}")
     key = integration()["api_key"]

@@ -18,15 +18,6 @@ WINDOW = 10**9
 
 
 @pytest.fixture
-def limits(app, settings):
-    def tighten(**specs):
-        app.config["SETTINGS"] = settings.replace(**specs)
-
-    yield tighten
-    app.config["SETTINGS"] = settings
-
-
-@pytest.fixture
 def mid_window(monkeypatch):
     """The limiter's clock stopped 30 s into a minute: a slow machine cannot carry a test's requests
     across a one-minute window's end, and Retry-After is known to the second."""
